@@ -1,0 +1,22 @@
+"""domaintune: adapt pretrained language models to a specialised domain, from YAML recipes.
+
+``load_recipe`` needs only pydantic; ``run``, ``evaluate`` and ``predict`` import torch when
+first used, so that validating a recipe stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domaintune.config import Recipe, load_recipe
+
+__all__ = ["Recipe", "RunResult", "evaluate", "load_recipe", "predict", "run"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"run", "evaluate", "predict", "RunResult", "load_run"}:
+        from domaintune import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'domaintune' has no attribute {name!r}")

@@ -1,0 +1,345 @@
+"""The one flow: config → data → model → method → objectives → loop → evaluate → export.
+
+The CLI and any other front end are thin callers of the functions here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domaintune.config import Recipe, dump_recipe, load_recipe
+from domaintune.config.sections import DataConfig, TrainConfig
+from domaintune.data.encode import Encoded, cached_encode, default_cache_dir, fingerprint
+from domaintune.data.pipeline import RawSplits, load_splits
+from domaintune.data.readers import Example, read_split
+from domaintune.errors import ConfigError
+from domaintune.runs import RunFolder, check_run_folder, open_run_folder, prepare_run_folder
+
+RUN_FILE = "domaintune.json"
+
+
+@dataclass
+class RunResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    test: dict[str, Any]
+    validation: dict[str, Any]
+    train_seconds: float
+    train_samples_per_second: float
+    steps: int
+    best_step: int | None
+    stopped_early: bool
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def default_output_dir(recipe_path: str | Path | None) -> Path:
+    """``runs/<recipe file stem>`` (or ``runs/run`` for recipes built in Python)."""
+    stem = Path(recipe_path).stem if recipe_path else "run"
+    return Path("runs") / stem
+
+
+def quiet_libraries() -> None:
+    """Silence transformers' load reports and progress bars; our own progress bar reports."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def make_accelerator(cfg: TrainConfig) -> Any:
+    """An Accelerator with the global batch split over processes and the right precision."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    quiet_libraries()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(threads)
+    if cfg.batch_size % world:
+        raise ConfigError(f"train.batch_size: {cfg.batch_size}: not divisible by {world} "
+                          "processes → use a multiple of the process count")
+    return Accelerator(
+        mixed_precision=resolve_precision(cfg.precision),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        cpu=not torch.cuda.is_available(),
+        rng_types=[],
+    )
+
+
+def resolve_precision(precision: str) -> str:
+    """Map the recipe's precision to Accelerate's, refusing what the hardware cannot do."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if precision == "fp32":
+        return "no"
+    if precision == "bf16" and not (cuda and torch.cuda.is_bf16_supported()) and not _cpu_has_bf16():
+        raise ConfigError("train.precision: 'bf16': this machine has no bf16 support (no bf16 "
+                          "GPU, no AVX512-BF16/AMX CPU; emulated bf16 is ~24x slower) → use fp32 "
+                          "or auto")
+    if precision == "fp16" and not cuda:
+        raise ConfigError("train.precision: 'fp16': fp16 needs a CUDA GPU → use fp32 or auto")
+    return precision
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def encode_split(task: Any, examples: list[Example], tokenizer: Any, tokenizer_id: str,
+                 data: DataConfig) -> Encoded:
+    """Tokenise a split, reusing the cache when data, tokenizer and options are unchanged."""
+    if data.cache_dir == "none":
+        cache: Path | None = None
+    else:
+        cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
+    key = fingerprint(type(task).__name__, task.state(), tokenizer_id, data.max_length, examples)
+    encoded, _ = cached_encode(key, cache, lambda: task.encode(examples, tokenizer, data.max_length))
+    return encoded
+
+
+def tokenizer_identity(tokenizer: Any) -> str:
+    """A fingerprint of the tokenizer's full definition (vocabulary, normaliser, specials)."""
+    return fingerprint(type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(),
+                       tokenizer.pad_token_id)
+
+
+def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
+    """Build the task and read, clean, split and label-check the recipe's data."""
+    from domaintune.tasks import build_task
+
+    task = build_task(recipe.task)
+    raw = load_splits(recipe.data, task.kind)
+    task.fit_labels(raw)
+    return task, raw
+
+
+def run(recipe: Recipe | str | Path, overrides: list[str] | None = None, *,
+        output_dir: str | Path | None = None, resume: bool = False,
+        overwrite: bool = False) -> RunResult:
+    """Train, evaluate and export one recipe; return the test metrics and the run folder.
+
+    Args:
+        recipe: A validated recipe or the path of a YAML recipe.
+        overrides: Dotted ``key=value`` overrides (only with a path).
+        output_dir: Run folder; default ``recipe.output_dir`` or ``runs/<recipe name>``.
+        resume: Continue the run in ``output_dir`` from its latest checkpoint.
+        overwrite: Replace an existing run folder.
+    """
+    recipe_path = None if isinstance(recipe, Recipe) else recipe
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    folder = Path(output_dir or recipe.output_dir or default_output_dir(recipe_path))
+    if resume and (folder / "recipe.resolved.yaml").is_file():
+        recipe = load_recipe(folder / "recipe.resolved.yaml")
+    check_run_folder(folder, resume, overwrite)
+    accelerator = make_accelerator(recipe.train)
+    accelerator.wait_for_everyone()
+    run_folder = prepare_run_folder(folder, resume, overwrite) if accelerator.is_main_process else RunFolder(folder)
+    accelerator.wait_for_everyone()
+    return _train(recipe, run_folder, accelerator, resume)
+
+
+def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool) -> RunResult:
+    from accelerate.utils import set_seed
+
+    from domaintune.methods import METHODS
+    from domaintune.models.load import load_model, load_tokenizer, resolve_source
+    from domaintune.objectives import OBJECTIVES
+    from domaintune.tasks.inference import infer
+    from domaintune.training.loop import LoopData, train_loop
+
+    set_seed(recipe.train.seed)
+    task, raw = prepare_data(recipe)
+    source = resolve_source(recipe.model)
+    tokenizer = load_tokenizer(source)
+    tok_id = tokenizer_identity(tokenizer)
+    encoded = {name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
+               for name, examples in raw.splits.items()}
+    set_seed(recipe.train.seed)
+    model, info = load_model(source, task.auto_class(), output_loading_info=True,
+                             **task.model_kwargs())
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if recipe.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    fresh = set(info.get("missing_keys", []))
+    pretrained = {n for n, _ in model.named_parameters()} - fresh
+    method = METHODS[recipe.method.name]
+    model = method.apply(model, recipe.method)
+    groups = (method.param_groups(model, recipe.method, recipe.train.lr)
+              if hasattr(method, "param_groups") else None)
+    objectives = [OBJECTIVES[o.name](o) for o in recipe.objectives]
+    for objective in objectives:
+        objective.setup(model, pretrained)
+    if accelerator.is_main_process:
+        run_folder.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+
+    metric = recipe.eval.metric or task.default_metric
+    greater = recipe.eval.greater_is_better
+    if greater is None:
+        from domaintune.evaluation.metrics import greater_is_better
+
+        greater = greater_is_better(metric)
+    validation = encoded.get("validation")
+    result = train_loop(
+        accelerator, model, task,
+        LoopData(encoded["train"], tokenizer.pad_token_id, validation, raw.splits.get("validation")),
+        recipe.train, metric, greater, run_folder, groups, objectives, resume,
+    )
+    final_model = method.export(accelerator.unwrap_model(model))
+    scores: dict[str, dict[str, Any]] = {}
+    for split in ("validation", "test"):
+        if split in encoded and raw.splits[split]:
+            outputs = infer(final_model, task, encoded[split], recipe.train.eval_batch_size,
+                            tokenizer.pad_token_id, accelerator.device, accelerator)
+            scores[split] = task.metrics(outputs, raw.splits[split], tune=split == "validation",
+                                         encoded=encoded[split])
+    rate = result.train_examples / result.train_seconds if result.train_seconds else 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if accelerator.is_main_process:
+        final_model.save_pretrained(str(run_folder.final))
+        tokenizer.save_pretrained(str(run_folder.final))
+        run_state = {"task": recipe.task.model_dump(mode="json"), "state": task.state(),
+                     "data": recipe.data.model_dump(mode="json"),
+                     "eval_batch_size": recipe.train.eval_batch_size}
+        (run_folder.final / RUN_FILE).write_text(json.dumps(run_state, indent=1), encoding="utf-8")
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        results = {
+            "metric": metric,
+            "test": scores.get("test", {}),
+            "validation": scores.get("validation", {}),
+            "train": {"seconds": round(result.train_seconds, 3), "steps": result.steps,
+                      "examples_seen": result.train_examples,
+                      "samples_per_second": round(rate, 3), "best_step": result.best_step,
+                      "stopped_early": result.stopped_early,
+                      "processes": accelerator.num_processes,
+                      "trainable_parameters": trainable,
+                      "total_parameters": sum(p.numel() for p in model.parameters())},
+            "peak_rss_mib": round(peak, 1),
+            "data": {**raw.stats, "origins": raw.origins, "labels": task.state().get("labels")},
+            "model": recipe.model.name if recipe.model.init_from is None else recipe.model.init_from,
+            "evaluations": result.evaluations,
+        }
+        run_folder.results.write_text(json.dumps(results, indent=1, ensure_ascii=False),
+                                      encoding="utf-8")
+    accelerator.wait_for_everyone()
+    return RunResult(run_dir=run_folder.root, test=scores.get("test", {}),
+                     validation=scores.get("validation", {}),
+                     train_seconds=result.train_seconds, train_samples_per_second=rate,
+                     steps=result.steps, best_step=result.best_step,
+                     stopped_early=result.stopped_early, data=raw.stats)
+
+
+# ------------------------------------------------------------------------- finished runs
+@dataclass
+class LoadedRun:
+    """A finished run's model, tokenizer and task, ready for evaluation or prediction."""
+
+    run: RunFolder
+    model: Any
+    tokenizer: Any
+    task: Any
+    data: DataConfig
+    eval_batch_size: int
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load the final model of a run folder."""
+    from domaintune.config import ClassificationTaskConfig, TokenClassificationTaskConfig
+    from domaintune.models.load import ModelSource, load_model, load_tokenizer
+    from domaintune.tasks import build_task
+
+    quiet_libraries()
+    run_folder = open_run_folder(Path(run_dir))
+    saved = json.loads((run_folder.final / RUN_FILE).read_text(encoding="utf-8"))
+    task_cfg: Any = (TokenClassificationTaskConfig if saved["task"]["name"] == "token_classification"
+                     else ClassificationTaskConfig).model_validate(saved["task"])
+    task = build_task(task_cfg, saved["state"])
+    source = ModelSource(str(run_folder.final), True)
+    tokenizer = load_tokenizer(source)
+    model = load_model(source, task.auto_class())
+    model.eval()
+    return LoadedRun(run_folder, model, tokenizer, task, DataConfig.model_validate(saved["data"]),
+                     int(saved.get("eval_batch_size", 64)))
+
+
+def evaluate(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
+    """Metrics of a finished run on a labelled file; also saved as ``eval-<file>.json``."""
+    loaded = load_run(run_dir)
+    data = loaded.data.model_copy(update={"format": "auto"})
+    examples = read_split(str(data_file), data, loaded.task.kind)
+    raw = RawSplits({"train": [], "test": examples}, {"test": str(data_file)})
+    _check_eval_labels(loaded.task, raw)
+    outputs, encoded = _infer_examples(loaded, examples)
+    scores: dict[str, Any] = loaded.task.metrics(outputs, examples, encoded=encoded)
+    target = loaded.run.root / f"eval-{Path(data_file).stem}.json"
+    target.write_text(json.dumps({"data": str(data_file), **scores}, indent=1, ensure_ascii=False),
+                      encoding="utf-8")
+    return scores
+
+
+def _check_eval_labels(task: Any, raw: RawSplits) -> None:
+    from domaintune.data.labels import check_known_labels, to_iob2
+
+    for i, example in enumerate(raw.splits["test"]):
+        if task.kind == "tokens":
+            example["tags"] = to_iob2(example["tags"], True, f"{raw.origins['test']}: sentence {i + 1}")
+    if task.kind == "tokens":
+        known = {t[2:] for t in task.labels if t != "O"}
+        labels = [t[2:] for e in raw.splits["test"] for t in e["tags"] if t != "O"]
+        check_known_labels(labels, sorted(known), "evaluation", raw.origins["test"])
+    elif getattr(task.cfg, "problem", "") == "single_label":
+        check_known_labels([str(e["label"]) for e in raw.splits["test"]], task.labels,
+                           "evaluation", raw.origins["test"])
+
+
+def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[Any], Encoded]:
+    from domaintune.data.clean import clean_text, clean_token
+    from domaintune.tasks.inference import infer
+
+    if loaded.data.clean.normalize:
+        for example in examples:
+            if "text" in example:
+                example["text"] = clean_text(example["text"])
+            if "tokens" in example:
+                example["tokens"] = [clean_token(t) for t in example["tokens"]]
+    encoded = loaded.task.encode(examples, loaded.tokenizer, loaded.data.max_length)
+    outputs = infer(loaded.model, loaded.task, encoded, loaded.eval_batch_size,
+                    loaded.tokenizer.pad_token_id)
+    return outputs, encoded
+
+
+def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[str, Any]]:
+    """Predict labels (with probabilities) or entity spans (with character offsets).
+
+    Args:
+        run_dir: A finished run folder.
+        inputs: A ``.jsonl``/``.csv``/``.txt``/``.conll`` file, or a list of texts.
+    """
+    loaded = load_run(run_dir)
+    if isinstance(inputs, list):
+        examples: list[Example] = [{"text": t} for t in inputs]
+    else:
+        data = loaded.data.model_copy(update={"format": "auto"})
+        examples = read_split(str(inputs), data, loaded.task.kind, need_labels=False)
+    originals = [dict(e) for e in examples]
+    outputs, encoded = _infer_examples(loaded, examples)
+    rows: list[dict[str, Any]] = loaded.task.format_predictions(outputs, examples, encoded,
+                                                                loaded.tokenizer)
+    if loaded.task.kind == "text":  # entity offsets refer to the cleaned text, so keep that one
+        for row, original in zip(rows, originals, strict=True):
+            row["text"] = original["text"]
+    return rows

@@ -1,0 +1,186 @@
+"""The ``domaintune`` command line: a thin caller of :mod:`domaintune.api`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from domaintune.errors import DomaintuneError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Adapt pretrained language models to a domain, from YAML recipes.")
+recipes_app = typer.Typer(no_args_is_help=True, help="List or copy the shipped recipes.")
+app.add_typer(recipes_app, name="recipes")
+
+
+def _fail(error: DomaintuneError) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe file.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. train.lr=1e-4")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run folder from its last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+    processes: Annotated[int | None, typer.Option(help="Data-parallel processes (DDP).")] = None,
+) -> None:
+    """Train, evaluate and export a recipe into a run folder."""
+    from domaintune.config import load_recipe
+    from domaintune.runs import check_run_folder
+
+    try:
+        extra = list(overrides or [])
+        if processes is not None:
+            extra.append(f"train.processes={processes}")
+        cfg = load_recipe(recipe, extra)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if cfg.train.processes > 1 and world == 1:
+            from domaintune.api import default_output_dir
+            from domaintune.launch import launch
+
+            folder = Path(output or cfg.output_dir or default_output_dir(recipe))
+            check_run_folder(folder, resume, overwrite)
+            argv = ["train", str(recipe), *extra, "--output", str(folder)]
+            argv += ["--resume"] if resume else []
+            argv += ["--overwrite"] if overwrite else []
+            raise typer.Exit(launch(argv, cfg.train.processes, cfg.train.threads))
+        from domaintune.api import run
+
+        result = run(recipe, extra, output_dir=output, resume=resume, overwrite=overwrite)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    if int(os.environ.get("RANK", "0")) == 0:
+        _print_result(result.test, result.run_dir, result.train_seconds)
+
+
+def _print_result(test: dict[str, object], run_dir: Path, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="test metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in test.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"training took {seconds:.1f} s; run folder: {run_dir}")
+
+
+@app.command()
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe file.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides.")] = None,
+) -> None:
+    """Check a recipe and report every problem at once (does not import torch)."""
+    from domaintune.config import load_recipe
+
+    try:
+        load_recipe(recipe, list(overrides or []))
+    except DomaintuneError as error:
+        _fail(error)
+    typer.echo(f"{recipe}: ok")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled data file.")],
+) -> None:
+    """Evaluate a finished run on a labelled file."""
+    from domaintune.api import evaluate as api_evaluate
+
+    try:
+        scores = api_evaluate(run_dir, data)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    _print_result(scores, run_dir, 0.0)
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    inputs: Annotated[Path, typer.Argument(help="Input file: .jsonl, .csv, .txt or .conll.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL file.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Predict labels (with probabilities) or entity spans (with character offsets)."""
+    from domaintune.api import predict as api_predict
+    from domaintune.errors import RunError
+
+    try:
+        if output.exists() and not overwrite:
+            raise RunError(f"{output}: output file exists → pass --overwrite or choose another "
+                           "name")
+        rows = api_predict(run_dir, inputs)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(output)
+    typer.echo(f"wrote {len(rows)} predictions to {output}")
+
+
+def _shipped() -> dict[str, Path]:
+    root = Path(str(resources.files("domaintune") / "recipes"))
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+@recipes_app.command("list")
+def recipes_list() -> None:
+    """List the shipped recipes with their first comment line."""
+    for name, path in _shipped().items():
+        first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+        typer.echo(f"{name:32s} {first}")
+
+
+@recipes_app.command("copy")
+def recipes_copy(
+    name: Annotated[str, typer.Argument(help="Shipped recipe name (see 'recipes list').")],
+    dest: Annotated[Path | None, typer.Argument(help="Where to write it.")] = None,
+) -> None:
+    """Copy a shipped recipe to edit it (never overwrites a file)."""
+    from domaintune.errors import ConfigError
+
+    shipped = _shipped()
+    try:
+        if name not in shipped:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(shipped), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "see 'domaintune recipes list'"
+            raise ConfigError(f"recipes copy: {name!r}: no such recipe → {hint}")
+        target = dest or Path(f"{name}.yaml")
+        if target.exists():
+            raise ConfigError(f"{target}: file exists → choose another destination")
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    shutil.copyfile(shipped[name], target)
+    typer.echo(f"copied {name} to {target}")
+
+
+def main() -> None:
+    """Entry point of the ``domaintune`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

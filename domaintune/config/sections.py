@@ -1,0 +1,199 @@
+"""Recipe sections for tasks, model, data, training and evaluation (pydantic and stdlib only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------- tasks
+class ClassificationTaskConfig(Section):
+    """Sequence classification: single-label, multi-label or regression."""
+
+    name: Literal["classification"] = Field(description="Task name.")
+    problem: Literal["single_label", "multi_label", "regression"] = Field(
+        "single_label",
+        description="single_label (softmax + cross-entropy), multi_label (sigmoid + BCE) "
+        "or regression (one output, MSE).",
+    )
+    threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="multi_label decision threshold; null tunes it on the validation split.",
+    )
+    label_separator: str | None = Field(
+        None,
+        description="multi_label only: separator inside a string label cell, e.g. ';' "
+        "(JSON lists need none).",
+    )
+
+
+class TokenClassificationTaskConfig(Section):
+    """Token classification (NER) with IOB2 tags and entity-level metrics."""
+
+    name: Literal["token_classification"] = Field(description="Task name.")
+    head: Literal["softmax"] = Field("softmax", description="Tagging head.")
+    repair_tags: bool = Field(
+        True,
+        description="Repair IOB2 violations (an I-X after O becomes B-X) instead of failing; "
+        "IOBES/BMES tags are always converted to IOB2.",
+    )
+
+
+TaskConfig = Annotated[
+    ClassificationTaskConfig | TokenClassificationTaskConfig, Field(discriminator="name")
+]
+
+
+# --------------------------------------------------------------------------------------- model
+class ModelConfig(Section):
+    """Which pretrained model to start from."""
+
+    name: str = Field(
+        "minilm",
+        min_length=1,
+        description="Built-in alias (minilm, smollm2), local folder, .gguf file or hub id "
+        "'org/name'.",
+    )
+    init_from: str | None = Field(
+        None, description="Start from a previous run's final/ folder instead of 'name'."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(False, description="Allow custom code from the hub.")
+    gradient_checkpointing: bool = Field(
+        False, description="Trade compute for memory by recomputing activations."
+    )
+
+
+# ---------------------------------------------------------------------------------------- data
+class CleanConfig(Section):
+    """Text cleaning applied to every split before labels are mapped."""
+
+    normalize: bool = Field(True, description="Unicode NFKC, control characters, whitespace.")
+    dedupe: bool = Field(True, description="Drop exact duplicates inside the training split.")
+
+
+class SplitConfig(Section):
+    """How to split data when the recipe gives only a training file."""
+
+    validation: float = Field(0.1, ge=0.0, lt=0.5, description="Validation fraction.")
+    test: float = Field(0.1, ge=0.0, lt=0.5, description="Test fraction.")
+    seed: int = Field(42, description="Seed of the stratified split.")
+
+
+class DataConfig(Section):
+    """Where the data is and how to read it."""
+
+    format: Literal["auto", "csv", "jsonl", "txt", "conll", "hf"] = Field(
+        "auto", description="File format; auto picks it from the file extension."
+    )
+    train: str | None = Field(
+        None,
+        description="Training file, a load_from_disk folder, or 'builtin:ncbi-disease/train.conll'.",
+    )
+    validation: str | None = Field(None, description="Validation file (split from train if absent).")
+    test: str | None = Field(None, description="Test file (split from train if absent).")
+    dataset: str | None = Field(
+        None, description="format hf only: a hub dataset name or a save_to_disk folder."
+    )
+    subset: str | None = Field(None, description="format hf only: dataset configuration name.")
+    splits: dict[str, str] = Field(
+        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"},
+        description="format hf only: our split name -> the dataset's split name.",
+    )
+    text_column: str = Field("text", description="Column holding the text.")
+    text_pair_column: str | None = Field(None, description="Optional second text column.")
+    label_column: str = Field("label", description="Column holding the label.")
+    tokens_column: str = Field("tokens", description="hf/jsonl token classification: tokens.")
+    tags_column: str = Field("tags", description="hf/jsonl token classification: tags.")
+    conll_tag_column: int = Field(-1, description="CoNLL: index of the tag column (-1 = last).")
+    max_length: int = Field(128, ge=8, le=8192, description="Truncate to this many tokens.")
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="Cleaning options.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Automatic split.")
+    cache_dir: str | None = Field(
+        None,
+        description="Where tokenised data is cached by content fingerprint "
+        "(default ~/.cache/domaintune/encoded); 'none' disables the cache.",
+    )
+
+    @model_validator(mode="after")
+    def _need_a_source(self) -> DataConfig:
+        if self.train is None and self.dataset is None:
+            raise ValueError("give data.train (a file) or data.dataset (format hf)")
+        return self
+
+
+# --------------------------------------------------------------------------------------- train
+class EarlyStoppingConfig(Section):
+    """Stop when the evaluation metric stops improving."""
+
+    patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change counted as improvement.")
+
+
+class TrainConfig(Section):
+    """Optimisation and the training loop."""
+
+    epochs: float = Field(3.0, gt=0, le=1000, description="Number of passes over the training data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    lr: float = Field(5e-5, gt=0, le=10, description="Peak learning rate.")
+    batch_size: int = Field(16, ge=1, description="Global batch size (all processes together).")
+    eval_batch_size: int = Field(64, ge=1, description="Batch size for evaluation and prediction.")
+    gradient_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer.")
+    weight_decay: float = Field(0.01, ge=0, description="Decoupled weight decay (not on biases/norms).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="Learning-rate schedule after warm-up."
+    )
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps for linear warm-up.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; null disables.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast on a bf16-capable GPU, else fp32."
+    )
+    seed: int = Field(42, description="Seed for weights, dropout and batch order.")
+    group_by_length: bool = Field(
+        True, description="Length-grouped batches (shuffled mega-batches sorted by length)."
+    )
+    mega_batch_factor: int = Field(
+        50, ge=1, description="Mega-batch size in batches, for length grouping."
+    )
+    eval_every: int | None = Field(
+        None, ge=1, description="Evaluate every N optimizer steps; null evaluates each epoch."
+    )
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Save a resumable checkpoint every N steps; null: at each evaluation."
+    )
+    keep_checkpoints: int = Field(1, ge=1, description="How many resumable checkpoints to keep.")
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None, description="Early stopping on eval.metric; null disables."
+    )
+    log_every: int = Field(20, ge=1, description="Log the training loss every N steps.")
+    processes: int = Field(
+        1, ge=1, le=512, description="Data-parallel processes on this machine (DDP via Accelerate)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads per process; null: cores divided by processes."
+    )
+
+
+# ---------------------------------------------------------------------------------------- eval
+class EvalConfig(Section):
+    """Which metric selects the best checkpoint."""
+
+    metric: str | None = Field(
+        None,
+        description="Metric for best checkpoint and early stopping (default: the task's, "
+        "f1_macro / entity_f1 / mse).",
+    )
+    greater_is_better: bool | None = Field(
+        None, description="Direction of eval.metric; null infers it from the name."
+    )

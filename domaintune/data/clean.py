@@ -1,0 +1,45 @@
+"""Text cleaning that is safe for Chinese: NFKC, control characters, whitespace, exact dedupe."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """Normalise one text: NFKC, control characters to spaces, whitespace runs to one space.
+
+    A run of whitespace becomes exactly one space and nothing else is inserted or removed, so
+    spacing between CJK characters is never created or lost (only collapsed).
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(
+        " " if unicodedata.category(ch) in {"Cc", "Cf"} and ch not in "\u200d" else ch
+        for ch in text
+    )
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def clean_token(token: str) -> str:
+    """Normalise one pre-split token; keep the original if cleaning would empty it."""
+    cleaned = clean_text(token).replace(" ", "")
+    return cleaned or token
+
+
+def dedupe(items: list[T], key: Callable[[T], Hashable]) -> tuple[list[T], int]:
+    """Drop exact duplicates (by ``key``), keeping first occurrences; return items and count dropped."""
+    seen: set[Hashable] = set()
+    kept: list[T] = []
+    for item in items:
+        k = key(item)
+        if k in seen:
+            continue
+        seen.add(k)
+        kept.append(item)
+    return kept, len(items) - len(kept)

@@ -1,0 +1,1 @@
+"""Models: one loader for aliases, folders, GGUF files, run folders and hub ids."""

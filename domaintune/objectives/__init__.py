@@ -1,0 +1,11 @@
+"""Objectives add loss terms inside the training step."""
+
+from typing import Any
+
+from domaintune.objectives.l2sp import L2SP
+
+OBJECTIVES: dict[str, Any] = {
+    "l2sp": L2SP,
+}
+
+__all__ = ["OBJECTIVES"]

@@ -1,0 +1,83 @@
+"""The run folder: recipe.resolved.yaml, metrics.jsonl, checkpoints/, best/, final/, results.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domaintune.errors import RunError
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths inside one run folder."""
+
+    root: Path
+
+    @property
+    def recipe(self) -> Path:
+        """The fully resolved recipe; a run can be repeated from this file alone."""
+        return self.root / "recipe.resolved.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        """One JSON object per line: training losses and evaluations."""
+        return self.root / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Resumable training states (``step-N/``)."""
+        return self.root / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        """Weights of the best evaluation so far."""
+        return self.root / "best"
+
+    @property
+    def final(self) -> Path:
+        """The final model: a plain transformers folder with tokenizer and task state."""
+        return self.root / "final"
+
+    @property
+    def results(self) -> Path:
+        """Test (and validation) metrics, timings and data statistics."""
+        return self.root / "results.json"
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one record to metrics.jsonl."""
+        with self.metrics.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def check_run_folder(path: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to reuse an existing run folder unless asked to resume or overwrite."""
+    if resume and overwrite:
+        raise RunError("--resume and --overwrite exclude each other → pick one")
+    if path.exists() and any(path.iterdir()) and not (resume or overwrite):
+        raise RunError(f"{path}: run folder exists → pass --resume to continue it, --overwrite to "
+                       "replace it, or set output_dir to a new folder")
+    if resume and not (path / "recipe.resolved.yaml").is_file():
+        raise RunError(f"{path}: nothing to resume (no recipe.resolved.yaml) → run without "
+                       "--resume")
+
+
+def prepare_run_folder(path: Path, resume: bool, overwrite: bool) -> RunFolder:
+    """Create (or, with ``overwrite``, empty) the run folder; ``resume`` keeps it as it is."""
+    check_run_folder(path, resume, overwrite)
+    if overwrite and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return RunFolder(path)
+
+
+def open_run_folder(path: Path) -> RunFolder:
+    """Open a finished run folder (for evaluate and predict)."""
+    run = RunFolder(Path(path))
+    if not (run.final / "domaintune.json").is_file():
+        raise RunError(f"{path}: not a finished run folder (no final/domaintune.json) → train it "
+                       "first, or resume it with 'domaintune train RECIPE --resume'")
+    return run

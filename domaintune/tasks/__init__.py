@@ -1,0 +1,21 @@
+"""Tasks: everything that differs between classification and token classification."""
+
+from typing import Any
+
+from domaintune.tasks.classification import ClassificationTask
+from domaintune.tasks.protocol import Task
+from domaintune.tasks.token_classification import TokenClassificationTask
+
+TASKS: dict[str, Any] = {
+    "classification": ClassificationTask,
+    "token_classification": TokenClassificationTask,
+}
+
+
+def build_task(cfg: Any, state: dict[str, Any] | None = None) -> Task:
+    """Create the task named by ``cfg.name`` from its config section."""
+    task: Task = TASKS[cfg.name](cfg, state)
+    return task
+
+
+__all__ = ["TASKS", "Task", "build_task"]

@@ -1,0 +1,49 @@
+"""The interface every task implements; everything that differs by task lives behind it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from domaintune.data.encode import Encoded
+from domaintune.data.pipeline import RawSplits
+from domaintune.data.readers import Example, Kind
+
+
+class Task(Protocol):
+    """A task: labels, model class, encoding, loss, predictions and metrics."""
+
+    kind: Kind
+    default_metric: str
+
+    def fit_labels(self, raw: RawSplits) -> None:
+        """Build the label set from the training split and check the other splits against it."""
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable state (labels, thresholds) saved in the run folder."""
+
+    def auto_class(self) -> Any:
+        """The transformers ``AutoModelFor...`` class of this task."""
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` arguments (num_labels, id2label, ...)."""
+
+    def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
+        """Tokenise examples (with labels when they have them)."""
+
+    def collate(self, features: dict[str, list[np.ndarray]], pad_token_id: int) -> dict[str, torch.Tensor]:
+        """Pad a list of encoded examples into model inputs plus ``labels``."""
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss over the batch and the number of items it sums over."""
+
+    def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        """Per-example raw outputs (probabilities, values or tag ids) for metrics and prediction."""
+
+    def metrics(self, outputs: list[np.ndarray], examples: list[Example], tune: bool = False, encoded: Encoded | None = None) -> dict[str, Any]:
+        """Metrics of ``outputs`` against the examples' gold labels (``tune`` adjusts thresholds)."""
+
+    def format_predictions(self, outputs: list[np.ndarray], examples: list[Example], encoded: Encoded, tokenizer: Any) -> list[dict[str, Any]]:
+        """Human-readable predictions: labels with probabilities, or entity spans."""

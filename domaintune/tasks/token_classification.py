@@ -1,0 +1,199 @@
+"""Token classification (NER): IOB2 tags, first-sub-word labels, entity-level metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from domaintune.config.sections import TokenClassificationTaskConfig
+from domaintune.data.collate import pad_feature, pad_inputs
+from domaintune.data.encode import Encoded
+from domaintune.data.labels import entity_types, tag_list_for, to_iob2
+from domaintune.data.pipeline import RawSplits
+from domaintune.data.readers import Example
+from domaintune.errors import DataError
+from domaintune.evaluation.metrics import entity_metrics
+
+IGNORE = -100
+
+
+class TokenClassificationTask:
+    """Tag every word; the first sub-word of each word carries its tag."""
+
+    kind = "tokens"
+    default_metric = "entity_f1"
+
+    def __init__(self, cfg: TokenClassificationTaskConfig, state: dict[str, Any] | None = None) -> None:
+        """Create the task from its config section (and saved state when reloading a run)."""
+        self.cfg = cfg
+        self.labels: list[str] = list((state or {}).get("labels", []))
+
+    def fit_labels(self, raw: RawSplits) -> None:
+        """Convert every split to IOB2 and build ``O, B-X, I-X...`` from the training types."""
+        for name, examples in raw.splits.items():
+            for i, example in enumerate(examples):
+                if "tags" not in example:
+                    raise DataError(f"{raw.origins[name]}: example {i + 1} has no tags → token "
+                                    "classification data needs a tag per token")
+                example["tags"] = to_iob2(example["tags"], self.cfg.repair_tags,
+                                          f"{raw.origins[name]}: sentence {i + 1}")
+        types = entity_types([e["tags"] for e in raw.splits["train"]])
+        if not types:
+            raise DataError(f"{raw.origins['train']}: no entity tags in the training split → "
+                            "tag entities with B-TYPE/I-TYPE")
+        for name, examples in raw.splits.items():
+            unknown = sorted(set(entity_types([e["tags"] for e in examples])) - set(types))
+            if unknown:
+                raise DataError(f"{raw.origins[name]}: entity type {unknown[0]!r} is not in the "
+                                f"training split (types: {', '.join(types)}) → fix the tags or add "
+                                "training examples of that type")
+        self.labels = tag_list_for(types)
+
+    def state(self) -> dict[str, Any]:
+        """The IOB2 label list."""
+        return {"labels": self.labels}
+
+    def auto_class(self) -> Any:
+        """``AutoModelForTokenClassification``."""
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Head size and tag names."""
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.labels)),
+            "label2id": {label: i for i, label in enumerate(self.labels)},
+        }
+
+    def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
+        """Tokenise pre-split words (or raw text) and align tags to first sub-words."""
+        if examples and "tokens" not in examples[0]:
+            enc = tokenizer([e["text"] for e in examples], truncation=True,
+                            max_length=max_length, return_offsets_mapping=True)
+        else:
+            enc = tokenizer([e["tokens"] for e in examples], is_split_into_words=True,
+                            truncation=True, max_length=max_length)
+        index = {label: i for i, label in enumerate(self.labels)}
+        features: dict[str, list[np.ndarray]] = {"input_ids": [], "word_ids": []}
+        if "offset_mapping" in enc:
+            features["offsets"] = [np.asarray(o, dtype=np.int32).reshape(-1) for o in enc["offset_mapping"]]
+        with_tags = bool(examples) and "tags" in examples[0]
+        if with_tags:
+            features["labels"] = []
+        for row, example in enumerate(examples):
+            word_ids = enc.word_ids(row)
+            features["input_ids"].append(np.asarray(enc["input_ids"][row], dtype=np.int32))
+            # -1 marks special tokens and non-first sub-words: those positions carry no tag.
+            first = [-1] * len(word_ids)
+            previous = None
+            for pos, word in enumerate(word_ids):
+                if word is not None and word != previous:
+                    first[pos] = word
+                previous = word
+            features["word_ids"].append(np.asarray(first, dtype=np.int32))
+            if with_tags:
+                tags = example["tags"]
+                features["labels"].append(
+                    np.asarray([index[tags[w]] if w >= 0 else IGNORE for w in first], dtype=np.int64)
+                )
+        return Encoded(features)
+
+    def collate(self, features: dict[str, list[np.ndarray]], pad_token_id: int) -> dict[str, torch.Tensor]:
+        """Pad inputs and tag ids (-100 on padding)."""
+        batch = pad_inputs(features, pad_token_id)
+        if "labels" in features:
+            batch["labels"] = pad_feature(features["labels"], IGNORE)  # (B, T)
+        return batch
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy summed over tagged positions, and their count."""
+        labels = batch["labels"]  # (B, T)
+        total = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(),
+                                ignore_index=IGNORE, reduction="sum")
+        return total, (labels != IGNORE).sum().float()
+
+    def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        """Tag ids per position, trimmed to each example's length."""
+        ids = logits.argmax(-1).cpu().numpy()  # (B, T)
+        lengths = batch["attention_mask"].sum(-1).cpu().numpy()
+        return [ids[i, : lengths[i]] for i in range(len(ids))]
+
+    def word_tags(self, output: np.ndarray, word_ids: np.ndarray, n_words: int) -> list[str]:
+        """Tags per word from sub-word predictions; truncated words get ``O``."""
+        tags = ["O"] * n_words
+        for pos, word in enumerate(word_ids[: len(output)]):
+            if word >= 0:
+                tags[word] = self.labels[int(output[pos])]
+        return repair_prediction(tags)
+
+    def metrics(self, outputs: list[np.ndarray], examples: list[Example], tune: bool = False,
+                encoded: Encoded | None = None) -> dict[str, Any]:
+        """Strict IOB2 entity P/R/F1 over whole sentences (truncated words count as ``O``)."""
+        assert encoded is not None, "token metrics need the encoded word ids"
+        gold = [e["tags"] for e in examples]
+        pred = [self.word_tags(out, wid, len(g))
+                for out, wid, g in zip(outputs, encoded.features["word_ids"], gold, strict=True)]
+        return entity_metrics(gold, pred)
+
+    def format_predictions(self, outputs: list[np.ndarray], examples: list[Example],
+                           encoded: Encoded, tokenizer: Any) -> list[dict[str, Any]]:
+        """Entity spans: text, type and character offsets into the input text."""
+        rows = []
+        for i, (example, out) in enumerate(zip(examples, outputs, strict=True)):
+            word_ids = encoded.features["word_ids"][i]
+            if "tokens" in example:
+                words = example["tokens"]
+                text = " ".join(words)
+                starts, pos = [], 0
+                for word in words:
+                    starts.append(pos)
+                    pos += len(word) + 1
+                spans = [(s, s + len(w)) for s, w in zip(starts, words, strict=True)]
+            else:
+                text = example["text"]
+                offsets = encoded.features["offsets"][i].reshape(-1, 2)
+                spans = _word_spans(word_ids, offsets)
+            tags = self.word_tags(out, word_ids, len(spans))
+            entities = []
+            for etype, first, last in _entities(tags):
+                start, end = spans[first][0], spans[last][1]
+                entities.append({"text": text[start:end], "type": etype, "start": int(start),
+                                 "end": int(end)})
+            rows.append({"text": text, "entities": entities})
+        return rows
+
+
+def _word_spans(word_ids: np.ndarray, offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Character span of each word from its sub-words' offsets (raw-text input)."""
+    spans: list[list[int]] = []
+    for pos, word in enumerate(word_ids):
+        if word >= 0:
+            spans.append([int(offsets[pos][0]), int(offsets[pos][1])])
+        elif spans and offsets[pos][1] > offsets[pos][0]:  # a continuation sub-word
+            spans[-1][1] = int(offsets[pos][1])
+    return [(a, b) for a, b in spans]
+
+
+def _entities(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first word, last word) of each IOB2 entity."""
+    found: list[tuple[str, int, int]] = []
+    for i, tag in enumerate(tags):
+        if tag.startswith("B-"):
+            found.append((tag[2:], i, i))
+        elif tag.startswith("I-") and found and found[-1][0] == tag[2:] and found[-1][2] == i - 1:
+            found[-1] = (found[-1][0], found[-1][1], i)
+    return found
+
+
+def repair_prediction(tags: list[str]) -> list[str]:
+    """Make predicted tags valid IOB2: an ``I-X`` that cannot continue becomes ``B-X``."""
+    out = list(tags)
+    for i, tag in enumerate(out):
+        if tag.startswith("I-") and (i == 0 or out[i - 1][2:] != tag[2:] or out[i - 1] == "O"):
+            out[i] = "B-" + tag[2:]
+    return out

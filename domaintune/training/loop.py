@@ -1,0 +1,248 @@
+"""The one training loop (on Accelerate), with objectives plugged into the step.
+
+Methods are applied before this loop sees the model; objectives add loss terms inside the step.
+Loss normalisation is exact under DDP and accumulation: each process divides its summed loss by
+the item count of the whole global batch, so token-level losses are never averaged per process.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from domaintune.config.sections import TrainConfig
+from domaintune.data.batching import TrainBatchSampler
+from domaintune.data.encode import Encoded
+from domaintune.data.readers import Example
+from domaintune.runs import RunFolder
+from domaintune.tasks.inference import infer, model_inputs
+from domaintune.tasks.protocol import Task
+from domaintune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from domaintune.training.optim import build_optimizer, build_scheduler
+from domaintune.training.progress import TrainingProgress
+
+
+@dataclass
+class LoopData:
+    """What the loop trains and evaluates on."""
+
+    train: Encoded
+    pad_token_id: int
+    validation: Encoded | None = None
+    validation_examples: list[Example] | None = None
+
+
+@dataclass
+class LoopResult:
+    """What the loop did."""
+
+    steps: int
+    train_seconds: float
+    train_examples: int
+    best_metric: float | None
+    best_step: int | None
+    stopped_early: bool
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Indices(torch.utils.data.Dataset[int]):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def train_loop(
+    accelerator: Any,
+    model: nn.Module,
+    task: Task,
+    data: LoopData,
+    cfg: TrainConfig,
+    metric: str,
+    greater: bool,
+    run: RunFolder,
+    param_groups: list[dict[str, Any]] | None = None,
+    objectives: list[Any] | None = None,
+    resume: bool = False,
+) -> LoopResult:
+    """Train ``model`` on ``data.train``; evaluate, keep the best weights, checkpoint, resume."""
+    objectives = objectives or []
+    sampler = TrainBatchSampler(data.train.lengths, cfg.batch_size, cfg.seed,
+                                cfg.group_by_length, cfg.mega_batch_factor)
+
+    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
+        return task.collate(data.train.subset(indices).features, data.pad_token_id)
+
+    # A private generator keeps DataLoader from drawing on the global RNG, which dropout uses:
+    # resumed runs then replay exactly the same random numbers.
+    loader = DataLoader(_Indices(len(data.train)), batch_sampler=sampler, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    optimizer = build_optimizer(model, cfg, param_groups)
+    batches_per_epoch = len(sampler)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation)
+    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    scheduler = build_scheduler(optimizer, cfg, total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None,
+                             "best_step": None, "bad_evals": 0, "train_seconds": 0.0,
+                             "examples": 0, "evaluations": []}
+    checkpoint = latest_checkpoint(run.checkpoints) if resume else None
+    if checkpoint is not None:
+        state.update(load_checkpoint(accelerator, checkpoint))
+
+    progress = TrainingProgress(total_steps, state["step"], accelerator.is_main_process)
+    if checkpoint is not None:
+        progress.note(f"resumed from {checkpoint} (step {state['step']})")
+    world = accelerator.num_processes
+    unwrapped = accelerator.unwrap_model(model)
+    stopped_early = False
+    started = time.perf_counter()
+    window_loss = torch.zeros(2)
+    model.train()
+
+    def evaluate_now() -> bool:
+        """Evaluate on validation; keep the best weights; return True to stop early."""
+        nonlocal stopped_early
+        if data.validation is None or data.validation_examples is None:
+            return False
+        outputs = infer(unwrapped, task, data.validation, cfg.eval_batch_size,
+                        data.pad_token_id, accelerator.device, accelerator)
+        scores = task.metrics(outputs, data.validation_examples, tune=True,
+                              encoded=data.validation)
+        value = float(scores[metric])
+        improved = state["best"] is None or (
+            value > state["best"] + _min_delta(cfg) if greater else value < state["best"] - _min_delta(cfg)
+        )
+        record = {"event": "eval", "step": state["step"], "epoch": round(_epoch(state, batches_per_epoch), 3),
+                  **{k: v for k, v in scores.items() if isinstance(v, float)}}
+        state["evaluations"].append(record)
+        if improved:
+            state["best"], state["best_step"], state["bad_evals"] = value, state["step"], 0
+            if accelerator.is_main_process:
+                _save_weights(unwrapped, run)
+        else:
+            state["bad_evals"] += 1
+        if accelerator.is_main_process:
+            run.log(record)
+            progress.note(f"step {state['step']}: {metric} {value:.4f}"
+                          + (" (best)" if improved else ""), {metric: value})
+        accelerator.wait_for_everyone()
+        if cfg.early_stopping is not None and state["bad_evals"] >= cfg.early_stopping.patience:
+            stopped_early = True
+        return stopped_early
+
+    def checkpoint_now() -> None:
+        state["train_seconds"] += time.perf_counter() - started_at[0]
+        started_at[0] = time.perf_counter()
+        save_checkpoint(accelerator, run.checkpoints, state["step"], state, cfg.keep_checkpoints)
+
+    started_at = [started]
+    done = state["step"] >= total_steps
+    while not done:
+        sampler.set_epoch(state["epoch"])
+        skip = state["batch_in_epoch"]
+        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+        micro = 0
+        for batch in epoch_loader:
+            position = state["batch_in_epoch"]
+            window = min(cfg.gradient_accumulation,
+                         batches_per_epoch - (position - position % cfg.gradient_accumulation))
+            micro += 1
+            last_of_window = (position + 1) % cfg.gradient_accumulation == 0 or position + 1 == batches_per_epoch
+            sync = accelerator.no_sync(model) if not last_of_window and world > 1 else nullcontext()
+            with sync:
+                with accelerator.autocast():
+                    outputs = model(**model_inputs(batch))
+                total, count = task.loss(outputs.logits, batch)
+                totals = accelerator.reduce(torch.stack([total.detach(), count]), reduction="sum")
+                loss = total * world / totals[1].clamp(min=1.0) / window
+                for objective in objectives:
+                    loss = loss + objective.loss(unwrapped, batch, outputs) / window
+                accelerator.backward(loss)
+            window_loss += totals.detach().cpu()
+            state["batch_in_epoch"] += 1
+            state["examples"] += int(batch["input_ids"].shape[0]) * world
+            if not last_of_window:
+                continue
+            if cfg.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            mean_loss = float(window_loss[0] / window_loss[1].clamp(min=1.0))
+            progress.step(mean_loss)
+            if state["step"] % cfg.log_every == 0 and accelerator.is_main_process:
+                run.log({"event": "train", "step": state["step"], "loss": round(mean_loss, 6),
+                         "lr": scheduler.get_last_lr()[0]})
+            window_loss.zero_()
+            end_of_epoch = state["batch_in_epoch"] >= batches_per_epoch
+            if end_of_epoch:
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+            evaluate_due = (cfg.eval_every is not None and state["step"] % cfg.eval_every == 0) or (
+                cfg.eval_every is None and end_of_epoch
+            )
+            done = state["step"] >= total_steps
+            unevaluated_end = done and (
+                not state["evaluations"] or state["evaluations"][-1]["step"] != state["step"]
+            )
+            stop = evaluate_now() if (evaluate_due or unevaluated_end) else False
+            checkpoint_due = (cfg.checkpoint_every is not None and state["step"] % cfg.checkpoint_every == 0) or (
+                cfg.checkpoint_every is None and evaluate_due
+            )
+            if checkpoint_due and not done and not stop:
+                checkpoint_now()
+            if done or stop:
+                done = True
+                break
+        else:
+            if state["batch_in_epoch"] >= batches_per_epoch:  # pragma: no cover - defensive
+                state["epoch"] += 1
+                state["batch_in_epoch"] = 0
+    state["train_seconds"] += time.perf_counter() - started_at[0]
+    progress.close()
+    if state["best"] is not None:
+        _load_weights(unwrapped, run)
+    return LoopResult(
+        steps=state["step"], train_seconds=state["train_seconds"], train_examples=state["examples"],
+        best_metric=state["best"], best_step=state["best_step"], stopped_early=stopped_early,
+        evaluations=state["evaluations"],
+    )
+
+
+def _min_delta(cfg: TrainConfig) -> float:
+    return cfg.early_stopping.min_delta if cfg.early_stopping is not None else 0.0
+
+
+def _epoch(state: dict[str, Any], batches_per_epoch: int) -> float:
+    return float(state["epoch"] + state["batch_in_epoch"] / max(1, batches_per_epoch))
+
+
+def _save_weights(model: nn.Module, run: RunFolder) -> None:
+    from safetensors.torch import save_model
+
+    run.best.mkdir(parents=True, exist_ok=True)
+    tmp = run.best / "model.safetensors.tmp"
+    save_model(model, str(tmp))
+    tmp.replace(run.best / "model.safetensors")
+
+
+def _load_weights(model: nn.Module, run: RunFolder) -> None:
+    from safetensors.torch import load_model
+
+    load_model(model, str(run.best / "model.safetensors"))
