@@ -53,6 +53,15 @@ class RunFolder:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+    def truncate_log(self, step: int) -> None:
+        """Keep only the metrics.jsonl records up to ``step`` (used when resuming)."""
+        if not self.metrics.is_file():
+            return
+        lines = self.metrics.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        self.metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
 def check_run_folder(path: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to reuse an existing run folder unless asked to resume or overwrite."""
     if resume and overwrite:

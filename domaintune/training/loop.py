@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from domaintune.config.sections import TrainConfig
 from domaintune.data.batching import TrainBatchSampler
@@ -52,17 +51,6 @@ class LoopResult:
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Indices(torch.utils.data.Dataset[int]):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:
-        return i
-
-
 def train_loop(
     accelerator: Any,
     model: nn.Module,
@@ -81,13 +69,6 @@ def train_loop(
     sampler = TrainBatchSampler(data.train.lengths, cfg.batch_size, cfg.seed,
                                 cfg.group_by_length, cfg.mega_batch_factor)
 
-    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
-        return task.collate(data.train.subset(indices).features, data.pad_token_id)
-
-    # A private generator keeps DataLoader from drawing on the global RNG, which dropout uses:
-    # resumed runs then replay exactly the same random numbers.
-    loader = DataLoader(_Indices(len(data.train)), batch_sampler=sampler, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(cfg.seed))
     optimizer = build_optimizer(model, cfg, param_groups)
     batches_per_epoch = len(sampler)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation)
@@ -95,7 +76,7 @@ def train_loop(
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None,
                              "best_step": None, "bad_evals": 0, "train_seconds": 0.0,
@@ -103,6 +84,8 @@ def train_loop(
     checkpoint = latest_checkpoint(run.checkpoints) if resume else None
     if checkpoint is not None:
         state.update(load_checkpoint(accelerator, checkpoint))
+        if accelerator.is_main_process:
+            run.truncate_log(state["step"])  # drop what the interrupted run logged after it
 
     progress = TrainingProgress(total_steps, state["step"], accelerator.is_main_process)
     if checkpoint is not None:
@@ -154,20 +137,18 @@ def train_loop(
     done = state["step"] >= total_steps
     while not done:
         sampler.set_epoch(state["epoch"])
-        skip = state["batch_in_epoch"]
-        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
-        micro = 0
-        for batch in epoch_loader:
+        for indices in sampler.batches()[state["batch_in_epoch"]:]:
+            batch, weight = _local_batch(indices, accelerator, task, data)
             position = state["batch_in_epoch"]
             window = min(cfg.gradient_accumulation,
                          batches_per_epoch - (position - position % cfg.gradient_accumulation))
-            micro += 1
             last_of_window = (position + 1) % cfg.gradient_accumulation == 0 or position + 1 == batches_per_epoch
             sync = accelerator.no_sync(model) if not last_of_window and world > 1 else nullcontext()
             with sync:
                 with accelerator.autocast():
                     outputs = model(**model_inputs(batch))
                 total, count = task.loss(outputs.logits, batch)
+                total, count = total * weight, count * weight
                 totals = accelerator.reduce(torch.stack([total.detach(), count]), reduction="sum")
                 loss = total * world / totals[1].clamp(min=1.0) / window
                 for objective in objectives:
@@ -175,7 +156,7 @@ def train_loop(
                 accelerator.backward(loss)
             window_loss += totals.detach().cpu()
             state["batch_in_epoch"] += 1
-            state["examples"] += int(batch["input_ids"].shape[0]) * world
+            state["examples"] += len(indices)
             if not last_of_window:
                 continue
             if cfg.max_grad_norm is not None:
@@ -210,10 +191,6 @@ def train_loop(
             if done or stop:
                 done = True
                 break
-        else:
-            if state["batch_in_epoch"] >= batches_per_epoch:  # pragma: no cover - defensive
-                state["epoch"] += 1
-                state["batch_in_epoch"] = 0
     state["train_seconds"] += time.perf_counter() - started_at[0]
     progress.close()
     if state["best"] is not None:
@@ -223,6 +200,25 @@ def train_loop(
         best_metric=state["best"], best_step=state["best_step"], stopped_early=stopped_early,
         evaluations=state["evaluations"],
     )
+
+
+def _local_batch(indices: list[int], accelerator: Any, task: Task,
+                 data: LoopData) -> tuple[dict[str, torch.Tensor], float]:
+    """This process's contiguous share of a global batch, on its device.
+
+    Sharding by hand (rather than through a prepared DataLoader) keeps batch order a pure
+    function of seed and epoch and draws nothing from the global RNG, which dropout uses, so a
+    resumed run replays the same random numbers. A process whose share is empty (a last batch
+    smaller than the process count) runs one example with weight 0 to keep DDP in step.
+    """
+    world, rank = accelerator.num_processes, accelerator.process_index
+    size = -(-len(indices) // world)
+    local = indices[rank * size : (rank + 1) * size]
+    weight = 1.0
+    if not local:
+        local, weight = indices[:1], 0.0
+    batch = task.collate(data.train.subset(local).features, data.pad_token_id)
+    return {k: v.to(accelerator.device) for k, v in batch.items()}, weight
 
 
 def _min_delta(cfg: TrainConfig) -> float:

@@ -1,0 +1,74 @@
+"""Real packaged models on ../shared/data (run with ``pytest -m integration``).
+
+Tests whose name contains ``ci_subset`` are the short subset that CI runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from domaintune import api
+from domaintune.config import load_recipe
+
+pytestmark = pytest.mark.integration
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not there (../shared beside the checkout)")
+    return path
+
+
+def test_ci_subset_minilm_financial_phrasebank_trains(tmp_path: Path) -> None:
+    data = _need(SHARED / "financial-phrasebank")
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join((data / "train.jsonl").read_text().splitlines(True)[:480]))
+    recipe = load_recipe({
+        "task": {"name": "classification"}, "model": {"name": "minilm"},
+        "data": {"train": str(train), "validation": str(data / "dev.jsonl"),
+                 "test": str(data / "test.jsonl"), "cache_dir": str(tmp_path / "cache")},
+        "method": {"name": "freeze", "layers": 1},
+        "train": {"epochs": 1, "lr": 2e-4, "batch_size": 16},
+    })
+    result = api.run(recipe, output_dir=tmp_path / "run")
+    assert result.steps == 30
+    assert result.test["accuracy"] > 0.6  # above the majority class (0.59) after 30 steps
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_ci_subset_ncbi_builtin_demo_data_reads() -> None:
+    from domaintune.data.pipeline import load_splits
+
+    recipe = load_recipe("domaintune/recipes/ncbi-disease-ner.yaml")
+    raw = load_splits(recipe.data, "tokens")
+    assert raw.stats["sizes"] == {"train": 5401, "validation": 923, "test": 940}
+    assert raw.stats["duplicates_dropped"] == 31  # exact repeats (PMID 8528200 appears twice)
+    reference = (_need(SHARED / "ncbi-disease") / "test.conll").read_text()
+    assert reference.count("\n\n") + 1 >= 940
+
+
+def test_smollm2_gguf_loads_for_classification(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from domaintune.config import ModelConfig
+    from domaintune.models.load import load_model, load_tokenizer, resolve_source
+
+    source = resolve_source(ModelConfig(name="smollm2"))
+    tokenizer = load_tokenizer(source)
+    assert tokenizer.pad_token == "<|im_end|>"
+    model = load_model(source, AutoModelForSequenceClassification, num_labels=3)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    batch = tokenizer(["a short one", "a somewhat longer sentence here"], padding=True,
+                      return_tensors="pt", max_length=32, truncation=True)
+    assert model(**batch).logits.shape == (2, 3)
+
+
+def test_full_financial_phrasebank_meets_targets(tmp_path: Path) -> None:
+    _need(SHARED / "financial-phrasebank")
+    result = api.run("bench/recipes/foundation-fpb.yaml", output_dir=tmp_path / "run")
+    assert result.test["accuracy"] >= 0.85 and result.test["f1_macro"] >= 0.82
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["test"]
