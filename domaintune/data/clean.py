@@ -15,12 +15,18 @@ _WHITESPACE = re.compile(r"\s+")
 def clean_text(text: str) -> str:
     """Normalise one text: NFKC, control characters to spaces, whitespace runs to one space.
 
-    A run of whitespace becomes exactly one space and nothing else is inserted or removed, so
-    spacing between CJK characters is never created or lost (only collapsed).
+    Invisible format characters (zero-width space, soft hyphen...) are dropped, except the
+    zero-width joiner that emoji sequences need. A run of whitespace becomes exactly one space
+    and nothing else is inserted or removed, so spacing between CJK characters is never created
+    or lost (only collapsed).
     """
     text = unicodedata.normalize("NFKC", text)
+    # Format characters (Cf) are invisible: a space in their place would split words and
+    # put spaces between CJK characters.
     text = "".join(
-        " " if unicodedata.category(ch) in {"Cc", "Cf"} and ch not in "\u200d" else ch
+        " " if unicodedata.category(ch) == "Cc"
+        else "" if unicodedata.category(ch) == "Cf" and ch != "\u200d"
+        else ch
         for ch in text
     )
     return _WHITESPACE.sub(" ", text).strip()

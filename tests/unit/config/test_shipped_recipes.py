@@ -1,0 +1,33 @@
+"""Every shipped recipe validates, and the built-in data it names exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import domaintune
+from domaintune.config import load_recipe
+from domaintune.data.readers import BUILTIN_PREFIX, resolve_path
+
+RECIPE_DIR = Path(domaintune.__file__).parent / "recipes"
+RECIPES = sorted(RECIPE_DIR.glob("*.yaml"))
+
+
+def test_at_least_one_recipe_is_shipped() -> None:
+    assert RECIPES, f"no recipes in {RECIPE_DIR}"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_shipped_recipe_validates(path: Path) -> None:
+    recipe = load_recipe(path)
+    assert recipe.task.name
+    assert recipe.data.train or recipe.data.dataset
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_shipped_recipe_builtin_data_exists(path: Path) -> None:
+    data = load_recipe(path).data
+    for spec in (data.train, data.validation, data.test):
+        if spec is not None and spec.startswith(BUILTIN_PREFIX):
+            assert resolve_path(spec).is_file(), spec
