@@ -24,12 +24,18 @@ RESULTS = ROOT / "bench" / "results" / "foundation.json"
 SHARED = ROOT.parent / "shared" / "data"
 
 CASES = {
-    "fpb": {"task": "classification", "data": SHARED / "financial-phrasebank",
-            "recipe": ROOT / "bench" / "recipes" / "foundation-fpb.yaml",
-            "metrics": ["accuracy", "f1_macro"]},
-    "ncbi": {"task": "ner", "data": SHARED / "ncbi-disease",
-             "recipe": ROOT / "bench" / "recipes" / "foundation-ncbi.yaml",
-             "metrics": ["entity_f1", "entity_precision", "entity_recall"]},
+    "fpb": {
+        "task": "classification",
+        "data": SHARED / "financial-phrasebank",
+        "recipe": ROOT / "bench" / "recipes" / "foundation-fpb.yaml",
+        "metrics": ["accuracy", "f1_macro"],
+    },
+    "ncbi": {
+        "task": "ner",
+        "data": SHARED / "ncbi-disease",
+        "recipe": ROOT / "bench" / "recipes" / "foundation-ncbi.yaml",
+        "metrics": ["entity_f1", "entity_precision", "entity_recall"],
+    },
 }
 
 
@@ -57,13 +63,39 @@ def bench_case(name: str, seed: int) -> list[dict[str, object]]:
     out = WORK / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    ours_cmd = [sys.executable, "-m", "domaintune.cli", "train", str(case["recipe"]),
-                f"train.seed={seed}", "-o", str(out / "ours")]
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "domaintune.cli",
+        "train",
+        str(case["recipe"]),
+        f"train.seed={seed}",
+        "-o",
+        str(out / "ours"),
+    ]
     ref_json = out / "reference.json"
-    ref_cmd = [sys.executable, "bench/hf_reference.py", "--task", str(case["task"]),
-               "--data-dir", str(case["data"]), "--model", model_folder(), "--epochs", "3",
-               "--batch-size", "16", "--lr", "5e-5", "--seed", str(seed),
-               "--output-dir", str(out / "reference-trainer"), "--result-json", str(ref_json)]
+    ref_cmd = [
+        sys.executable,
+        "bench/hf_reference.py",
+        "--task",
+        str(case["task"]),
+        "--data-dir",
+        str(case["data"]),
+        "--model",
+        model_folder(),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--lr",
+        "5e-5",
+        "--seed",
+        str(seed),
+        "--output-dir",
+        str(out / "reference-trainer"),
+        "--result-json",
+        str(ref_json),
+    ]
     print(f"[{name}] ours: {' '.join(ours_cmd)}", flush=True)
     run(ours_cmd, out / "ours.log")
     print(f"[{name}] reference: {' '.join(ref_cmd)}", flush=True)
@@ -71,20 +103,37 @@ def bench_case(name: str, seed: int) -> list[dict[str, object]]:
     ours = json.loads((out / "ours" / "results.json").read_text())
     ref = json.loads(ref_json.read_text())
     shown_ours = "python -m domaintune.cli train " + str(Path(case["recipe"]).relative_to(ROOT))
-    command = f"python bench/foundation.py --cases {name}  (ours: {shown_ours}; reference: bench/hf_reference.py --task {case['task']})"
+    command = (
+        f"python bench/foundation.py --cases {name}  (ours: {shown_ours}; "
+        f"reference: bench/hf_reference.py --task {case['task']})"
+    )
     records: list[dict[str, object]] = []
 
     def add(metric: str, o: float, r: float, unit: str, ratio: float) -> None:
-        records.append({"case": f"{name}-minilm", "metric": metric, "ours": round(o, 4),
-                        "reference": round(r, 4), "ratio": round(ratio, 3), "unit": unit,
-                        "seeds": [seed], "command": command})
+        records.append(
+            {
+                "case": f"{name}-minilm",
+                "metric": metric,
+                "ours": round(o, 4),
+                "reference": round(r, 4),
+                "ratio": round(ratio, 3),
+                "unit": unit,
+                "seeds": [seed],
+                "command": command,
+            }
+        )
 
     o_sec, r_sec = ours["train"]["seconds"], ref["train_seconds"]
     add("train_wall_time", o_sec, r_sec, "s", r_sec / o_sec)
     o_sps, r_sps = ours["train"]["samples_per_second"], ref["train_samples_per_second"]
     add("train_samples_per_second", o_sps, r_sps, "samples/s", o_sps / r_sps)
-    add("peak_rss", ours["peak_rss_mib"], ref["peak_rss_mib"], "MiB",
-        ref["peak_rss_mib"] / ours["peak_rss_mib"])
+    add(
+        "peak_rss",
+        ours["peak_rss_mib"],
+        ref["peak_rss_mib"],
+        "MiB",
+        ref["peak_rss_mib"] / ours["peak_rss_mib"],
+    )
     for metric in case["metrics"]:
         o, r = ours["test"][metric], ref["test"][metric]
         add(f"test_{metric}", o, r, "score", o / r if r else float("inf"))
@@ -99,15 +148,20 @@ def main() -> None:
     args = parser.parse_args()
     records: list[dict[str, object]] = []
     if RESULTS.exists():  # keep the records of cases not re-run now
-        records = [r for r in json.loads(RESULTS.read_text())
-                   if str(r["case"]).split("-")[0] not in args.cases]
+        records = [
+            r
+            for r in json.loads(RESULTS.read_text())
+            if str(r["case"]).split("-")[0] not in args.cases
+        ]
     for name in args.cases:
         records.extend(bench_case(name, args.seed))
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(records, indent=1) + "\n")
     for r in records:
-        print(f"{r['case']:14s} {r['metric']:26s} ours {r['ours']:>10} ref {r['reference']:>10} "
-              f"ratio {r['ratio']}")
+        print(
+            f"{r['case']:14s} {r['metric']:26s} ours {r['ours']:>10} ref {r['reference']:>10} "
+            f"ratio {r['ratio']}"
+        )
 
 
 if __name__ == "__main__":

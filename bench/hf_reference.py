@@ -46,7 +46,7 @@ from transformers import (
 # Names used in the result JSON for the metrics that compute_metrics returns.
 RENAME = {"precision": "entity_precision", "recall": "entity_recall", "f1": "entity_f1"}
 # Trainer bookkeeping keys that are not quality metrics.
-SKIP = set("loss runtime samples_per_second steps_per_second epoch step".split())
+SKIP = set(["loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "step"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,9 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, default in [("epochs", 3), ("batch-size", 16), ("seed", 42)]:
         p.add_argument(f"--{name}", type=int, default=default)
     p.add_argument("--max-length", type=int, default=128)
-    p.add_argument(
-        "--output-dir", type=Path, help="Trainer work folder (default: temp)"
-    )
+    p.add_argument("--output-dir", type=Path, help="Trainer work folder (default: temp)")
     p.add_argument("--result-json", type=Path, required=True)
     for name in ("train", "eval"):  # first N examples; 0 = all; smoke tests only
         p.add_argument(f"--limit-{name}", type=int, default=0)
@@ -104,9 +102,7 @@ def tokenize_splits(raw: Any, preprocess: Any, args: argparse.Namespace) -> dict
     return splits
 
 
-def load_classification(
-    args: argparse.Namespace, tokenizer: Any
-) -> tuple[dict, list[str]]:
+def load_classification(args: argparse.Namespace, tokenizer: Any) -> tuple[dict, list[str]]:
     """Load and tokenize the JSONL classification splits.
 
     Args:

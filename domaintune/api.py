@@ -63,8 +63,10 @@ def make_accelerator(cfg: TrainConfig) -> Any:
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
     torch.set_num_threads(threads)
     if cfg.batch_size % world:
-        raise ConfigError(f"train.batch_size: {cfg.batch_size}: not divisible by {world} "
-                          "processes → use a multiple of the process count")
+        raise ConfigError(
+            f"train.batch_size: {cfg.batch_size}: not divisible by {world} "
+            "processes → use a multiple of the process count"
+        )
     return Accelerator(
         mixed_precision=resolve_precision(cfg.precision),
         dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -82,10 +84,16 @@ def resolve_precision(precision: str) -> str:
         return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
     if precision == "fp32":
         return "no"
-    if precision == "bf16" and not (cuda and torch.cuda.is_bf16_supported()) and not _cpu_has_bf16():
-        raise ConfigError("train.precision: 'bf16': this machine has no bf16 support (no bf16 "
-                          "GPU, no AVX512-BF16/AMX CPU; emulated bf16 is ~24x slower) → use fp32 "
-                          "or auto")
+    if (
+        precision == "bf16"
+        and not (cuda and torch.cuda.is_bf16_supported())
+        and not _cpu_has_bf16()
+    ):
+        raise ConfigError(
+            "train.precision: 'bf16': this machine has no bf16 support (no bf16 "
+            "GPU, no AVX512-BF16/AMX CPU; emulated bf16 is ~24x slower) → use fp32 "
+            "or auto"
+        )
     if precision == "fp16" and not cuda:
         raise ConfigError("train.precision: 'fp16': fp16 needs a CUDA GPU → use fp32 or auto")
     return precision
@@ -99,22 +107,26 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def encode_split(task: Any, examples: list[Example], tokenizer: Any, tokenizer_id: str,
-                 data: DataConfig) -> Encoded:
+def encode_split(
+    task: Any, examples: list[Example], tokenizer: Any, tokenizer_id: str, data: DataConfig
+) -> Encoded:
     """Tokenise a split, reusing the cache when data, tokenizer and options are unchanged."""
     if data.cache_dir == "none":
         cache: Path | None = None
     else:
         cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
     key = fingerprint(type(task).__name__, task.state(), tokenizer_id, data.max_length, examples)
-    encoded, _ = cached_encode(key, cache, lambda: task.encode(examples, tokenizer, data.max_length))
+    encoded, _ = cached_encode(
+        key, cache, lambda: task.encode(examples, tokenizer, data.max_length)
+    )
     return encoded
 
 
 def tokenizer_identity(tokenizer: Any) -> str:
     """A fingerprint of the tokenizer's full definition (vocabulary, normaliser, specials)."""
-    return fingerprint(type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(),
-                       tokenizer.pad_token_id)
+    return fingerprint(
+        type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(), tokenizer.pad_token_id
+    )
 
 
 def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
@@ -127,9 +139,14 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     return task, raw
 
 
-def run(recipe: Recipe | str | Path, overrides: list[str] | None = None, *,
-        output_dir: str | Path | None = None, resume: bool = False,
-        overwrite: bool = False) -> RunResult:
+def run(
+    recipe: Recipe | str | Path,
+    overrides: list[str] | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> RunResult:
     """Train, evaluate and export one recipe; return the test metrics and the run folder.
 
     Args:
@@ -138,6 +155,7 @@ def run(recipe: Recipe | str | Path, overrides: list[str] | None = None, *,
         output_dir: Run folder; default ``recipe.output_dir`` or ``runs/<recipe name>``.
         resume: Continue the run in ``output_dir`` from its latest checkpoint.
         overwrite: Replace an existing run folder.
+
     """
     recipe_path = None if isinstance(recipe, Recipe) else recipe
     if not isinstance(recipe, Recipe):
@@ -148,7 +166,11 @@ def run(recipe: Recipe | str | Path, overrides: list[str] | None = None, *,
     check_run_folder(folder, resume, overwrite)
     accelerator = make_accelerator(recipe.train)
     accelerator.wait_for_everyone()
-    run_folder = prepare_run_folder(folder, resume, overwrite) if accelerator.is_main_process else RunFolder(folder)
+    run_folder = (
+        prepare_run_folder(folder, resume, overwrite)
+        if accelerator.is_main_process
+        else RunFolder(folder)
+    )
     accelerator.wait_for_everyone()
     return _train(recipe, run_folder, accelerator, resume)
 
@@ -167,11 +189,14 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     source = resolve_source(recipe.model)
     tokenizer = load_tokenizer(source)
     tok_id = tokenizer_identity(tokenizer)
-    encoded = {name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
-               for name, examples in raw.splits.items()}
+    encoded = {
+        name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
+        for name, examples in raw.splits.items()
+    }
     set_seed(recipe.train.seed)
-    model, info = load_model(source, task.auto_class(), output_loading_info=True,
-                             **task.model_kwargs())
+    model, info = load_model(
+        source, task.auto_class(), output_loading_info=True, **task.model_kwargs()
+    )
     model.config.pad_token_id = tokenizer.pad_token_id
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -179,8 +204,11 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     pretrained = {n for n, _ in model.named_parameters()} - fresh
     method = METHODS[recipe.method.name]
     model = method.apply(model, recipe.method)
-    groups = (method.param_groups(model, recipe.method, recipe.train.lr)
-              if hasattr(method, "param_groups") else None)
+    groups = (
+        method.param_groups(model, recipe.method, recipe.train.lr)
+        if hasattr(method, "param_groups")
+        else None
+    )
     objectives = [OBJECTIVES[o.name](o) for o in recipe.objectives]
     for objective in objectives:
         objective.setup(model, pretrained)
@@ -193,54 +221,88 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         from domaintune.evaluation.metrics import greater_is_better
 
         greater = greater_is_better(metric)
-    validation = encoded.get("validation")
+    validation = encoded.get("validation") if raw.splits.get("validation") else None
     result = train_loop(
-        accelerator, model, task,
-        LoopData(encoded["train"], tokenizer.pad_token_id, validation, raw.splits.get("validation")),
-        recipe.train, metric, greater, run_folder, groups, objectives, resume,
+        accelerator,
+        model,
+        task,
+        LoopData(
+            encoded["train"], tokenizer.pad_token_id, validation, raw.splits.get("validation")
+        ),
+        recipe.train,
+        metric,
+        greater,
+        run_folder,
+        groups,
+        objectives,
+        resume,
     )
     final_model = method.export(accelerator.unwrap_model(model))
     scores: dict[str, dict[str, Any]] = {}
     for split in ("validation", "test"):
         if split in encoded and raw.splits[split]:
-            outputs = infer(final_model, task, encoded[split], recipe.train.eval_batch_size,
-                            tokenizer.pad_token_id, accelerator.device, accelerator)
-            scores[split] = task.metrics(outputs, raw.splits[split], tune=split == "validation",
-                                         encoded=encoded[split])
+            outputs = infer(
+                final_model,
+                task,
+                encoded[split],
+                recipe.train.eval_batch_size,
+                tokenizer.pad_token_id,
+                accelerator.device,
+                accelerator,
+            )
+            scores[split] = task.metrics(
+                outputs, raw.splits[split], tune=split == "validation", encoded=encoded[split]
+            )
     rate = result.train_examples / result.train_seconds if result.train_seconds else 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if accelerator.is_main_process:
         final_model.save_pretrained(str(run_folder.final))
         tokenizer.save_pretrained(str(run_folder.final))
-        run_state = {"task": recipe.task.model_dump(mode="json"), "state": task.state(),
-                     "data": recipe.data.model_dump(mode="json"),
-                     "eval_batch_size": recipe.train.eval_batch_size}
+        run_state = {
+            "task": recipe.task.model_dump(mode="json"),
+            "state": task.state(),
+            "data": recipe.data.model_dump(mode="json"),
+            "eval_batch_size": recipe.train.eval_batch_size,
+        }
         (run_folder.final / RUN_FILE).write_text(json.dumps(run_state, indent=1), encoding="utf-8")
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         results = {
             "metric": metric,
             "test": scores.get("test", {}),
             "validation": scores.get("validation", {}),
-            "train": {"seconds": round(result.train_seconds, 3), "steps": result.steps,
-                      "examples_seen": result.train_examples,
-                      "samples_per_second": round(rate, 3), "best_step": result.best_step,
-                      "stopped_early": result.stopped_early,
-                      "processes": accelerator.num_processes,
-                      "trainable_parameters": trainable,
-                      "total_parameters": sum(p.numel() for p in model.parameters())},
+            "train": {
+                "seconds": round(result.train_seconds, 3),
+                "steps": result.steps,
+                "examples_seen": result.train_examples,
+                "samples_per_second": round(rate, 3),
+                "best_step": result.best_step,
+                "stopped_early": result.stopped_early,
+                "processes": accelerator.num_processes,
+                "trainable_parameters": trainable,
+                "total_parameters": sum(p.numel() for p in model.parameters()),
+            },
             "peak_rss_mib": round(peak, 1),
             "data": {**raw.stats, "origins": raw.origins, "labels": task.state().get("labels")},
-            "model": recipe.model.name if recipe.model.init_from is None else recipe.model.init_from,
+            "model": recipe.model.name
+            if recipe.model.init_from is None
+            else recipe.model.init_from,
             "evaluations": result.evaluations,
         }
-        run_folder.results.write_text(json.dumps(results, indent=1, ensure_ascii=False),
-                                      encoding="utf-8")
+        run_folder.results.write_text(
+            json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
+        )
     accelerator.wait_for_everyone()
-    return RunResult(run_dir=run_folder.root, test=scores.get("test", {}),
-                     validation=scores.get("validation", {}),
-                     train_seconds=result.train_seconds, train_samples_per_second=rate,
-                     steps=result.steps, best_step=result.best_step,
-                     stopped_early=result.stopped_early, data=raw.stats)
+    return RunResult(
+        run_dir=run_folder.root,
+        test=scores.get("test", {}),
+        validation=scores.get("validation", {}),
+        train_seconds=result.train_seconds,
+        train_samples_per_second=rate,
+        steps=result.steps,
+        best_step=result.best_step,
+        stopped_early=result.stopped_early,
+        data=raw.stats,
+    )
 
 
 # ------------------------------------------------------------------------- finished runs
@@ -265,15 +327,24 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     quiet_libraries()
     run_folder = open_run_folder(Path(run_dir))
     saved = json.loads((run_folder.final / RUN_FILE).read_text(encoding="utf-8"))
-    task_cfg: Any = (TokenClassificationTaskConfig if saved["task"]["name"] == "token_classification"
-                     else ClassificationTaskConfig).model_validate(saved["task"])
+    task_cfg: Any = (
+        TokenClassificationTaskConfig
+        if saved["task"]["name"] == "token_classification"
+        else ClassificationTaskConfig
+    ).model_validate(saved["task"])
     task = build_task(task_cfg, saved["state"])
     source = ModelSource(str(run_folder.final), True)
     tokenizer = load_tokenizer(source)
     model = load_model(source, task.auto_class())
     model.eval()
-    return LoadedRun(run_folder, model, tokenizer, task, DataConfig.model_validate(saved["data"]),
-                     int(saved.get("eval_batch_size", 64)))
+    return LoadedRun(
+        run_folder,
+        model,
+        tokenizer,
+        task,
+        DataConfig.model_validate(saved["data"]),
+        int(saved.get("eval_batch_size", 64)),
+    )
 
 
 def evaluate(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
@@ -286,8 +357,10 @@ def evaluate(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
     outputs, encoded = _infer_examples(loaded, examples)
     scores: dict[str, Any] = loaded.task.metrics(outputs, examples, encoded=encoded)
     target = loaded.run.root / f"eval-{Path(data_file).stem}.json"
-    target.write_text(json.dumps({"data": str(data_file), **scores}, indent=1, ensure_ascii=False),
-                      encoding="utf-8")
+    target.write_text(
+        json.dumps({"data": str(data_file), **scores}, indent=1, ensure_ascii=False),
+        encoding="utf-8",
+    )
     return scores
 
 
@@ -296,14 +369,20 @@ def _check_eval_labels(task: Any, raw: RawSplits) -> None:
 
     for i, example in enumerate(raw.splits["test"]):
         if task.kind == "tokens":
-            example["tags"] = to_iob2(example["tags"], True, f"{raw.origins['test']}: sentence {i + 1}")
+            example["tags"] = to_iob2(
+                example["tags"], True, f"{raw.origins['test']}: sentence {i + 1}"
+            )
     if task.kind == "tokens":
         known = {t[2:] for t in task.labels if t != "O"}
         labels = [t[2:] for e in raw.splits["test"] for t in e["tags"] if t != "O"]
         check_known_labels(labels, sorted(known), "evaluation", raw.origins["test"])
     elif getattr(task.cfg, "problem", "") == "single_label":
-        check_known_labels([str(e["label"]) for e in raw.splits["test"]], task.labels,
-                           "evaluation", raw.origins["test"])
+        check_known_labels(
+            [str(e["label"]) for e in raw.splits["test"]],
+            task.labels,
+            "evaluation",
+            raw.origins["test"],
+        )
 
 
 def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[Any], Encoded]:
@@ -317,8 +396,9 @@ def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[An
             if "tokens" in example:
                 example["tokens"] = [clean_token(t) for t in example["tokens"]]
     encoded = loaded.task.encode(examples, loaded.tokenizer, loaded.data.max_length)
-    outputs = infer(loaded.model, loaded.task, encoded, loaded.eval_batch_size,
-                    loaded.tokenizer.pad_token_id)
+    outputs = infer(
+        loaded.model, loaded.task, encoded, loaded.eval_batch_size, loaded.tokenizer.pad_token_id
+    )
     return outputs, encoded
 
 
@@ -328,6 +408,7 @@ def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[st
     Args:
         run_dir: A finished run folder.
         inputs: A ``.jsonl``/``.csv``/``.txt``/``.conll`` file, or a list of texts.
+
     """
     loaded = load_run(run_dir)
     if isinstance(inputs, list):
@@ -337,8 +418,9 @@ def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[st
         examples = read_split(str(inputs), data, loaded.task.kind, need_labels=False)
     originals = [dict(e) for e in examples]
     outputs, encoded = _infer_examples(loaded, examples)
-    rows: list[dict[str, Any]] = loaded.task.format_predictions(outputs, examples, encoded,
-                                                                loaded.tokenizer)
+    rows: list[dict[str, Any]] = loaded.task.format_predictions(
+        outputs, examples, encoded, loaded.tokenizer
+    )
     if loaded.task.kind == "text":  # entity offsets refer to the cleaned text, so keep that one
         for row, original in zip(rows, originals, strict=True):
             row["text"] = original["text"]

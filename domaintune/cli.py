@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -14,8 +13,11 @@ import typer
 
 from domaintune.errors import DomaintuneError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Adapt pretrained language models to a domain, from YAML recipes.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Adapt pretrained language models to a domain, from YAML recipes.",
+)
 recipes_app = typer.Typer(no_args_is_help=True, help="List or copy the shipped recipes.")
 app.add_typer(recipes_app, name="recipes")
 
@@ -29,9 +31,13 @@ def _fail(error: DomaintuneError) -> None:
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe file.")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. train.lr=1e-4")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides, e.g. train.lr=1e-4")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run folder from its last checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run folder from its last checkpoint.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
     processes: Annotated[int | None, typer.Option(help="Data-parallel processes (DDP).")] = None,
 ) -> None:
@@ -62,6 +68,11 @@ def train(
         _fail(error)
         return
     if int(os.environ.get("RANK", "0")) == 0:
+        sizes = ", ".join(f"{k} {v}" for k, v in result.data.get("sizes", {}).items())
+        dropped = result.data.get("duplicates_dropped")
+        typer.echo(
+            f"data: {sizes}" + (f" ({dropped} duplicates dropped from train)" if dropped else "")
+        )
         _print_result(result.test, result.run_dir, result.train_seconds)
 
 
@@ -124,8 +135,9 @@ def predict(
 
     try:
         if output.exists() and not overwrite:
-            raise RunError(f"{output}: output file exists → pass --overwrite or choose another "
-                           "name")
+            raise RunError(
+                f"{output}: output file exists → pass --overwrite or choose another name"
+            )
         rows = api_predict(run_dir, inputs)
     except DomaintuneError as error:
         _fail(error)
@@ -183,4 +195,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

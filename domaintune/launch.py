@@ -28,11 +28,17 @@ def launch(argv: list[str], processes: int, threads: int | None = None) -> int:
     children = []
     for rank in range(processes):
         env = dict(os.environ)
-        env.update({
-            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes),
-            "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(processes),
-            "OMP_NUM_THREADS": str(threads),
-        })
+        env.update(
+            {
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "WORLD_SIZE": str(processes),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "LOCAL_WORLD_SIZE": str(processes),
+                "OMP_NUM_THREADS": str(threads),
+            }
+        )
         children.append(subprocess.Popen([sys.executable, "-m", "domaintune.cli", *argv], env=env))
     code = 0
     try:

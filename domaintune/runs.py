@@ -1,4 +1,4 @@
-"""The run folder: recipe.resolved.yaml, metrics.jsonl, checkpoints/, best/, final/, results.json."""
+"""The run folder: resolved recipe, metrics.jsonl, checkpoints/, best/, final/, results.json."""
 
 from __future__ import annotations
 
@@ -52,7 +52,6 @@ class RunFolder:
         with self.metrics.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-
     def truncate_log(self, step: int) -> None:
         """Keep only the metrics.jsonl records up to ``step`` (used when resuming)."""
         if not self.metrics.is_file():
@@ -67,11 +66,14 @@ def check_run_folder(path: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise RunError("--resume and --overwrite exclude each other → pick one")
     if path.exists() and any(path.iterdir()) and not (resume or overwrite):
-        raise RunError(f"{path}: run folder exists → pass --resume to continue it, --overwrite to "
-                       "replace it, or set output_dir to a new folder")
+        raise RunError(
+            f"{path}: run folder exists → pass --resume to continue it, --overwrite to "
+            "replace it, or set output_dir to a new folder"
+        )
     if resume and not (path / "recipe.resolved.yaml").is_file():
-        raise RunError(f"{path}: nothing to resume (no recipe.resolved.yaml) → run without "
-                       "--resume")
+        raise RunError(
+            f"{path}: nothing to resume (no recipe.resolved.yaml) → run without --resume"
+        )
 
 
 def prepare_run_folder(path: Path, resume: bool, overwrite: bool) -> RunFolder:
@@ -87,6 +89,8 @@ def open_run_folder(path: Path) -> RunFolder:
     """Open a finished run folder (for evaluate and predict)."""
     run = RunFolder(Path(path))
     if not (run.final / "domaintune.json").is_file():
-        raise RunError(f"{path}: not a finished run folder (no final/domaintune.json) → train it "
-                       "first, or resume it with 'domaintune train RECIPE --resume'")
+        raise RunError(
+            f"{path}: not a finished run folder (no final/domaintune.json) → train it "
+            "first, or resume it with 'domaintune train RECIPE --resume'"
+        )
     return run

@@ -11,31 +11,85 @@ from pathlib import Path
 
 import pytest
 
-WORDS = (
-    "the patient has good bad cancer diabetes and a severe mild result was company profit loss "
-    "rose fell of in with no sign tumor syndrome fever reported strong weak market 血 糖 高"
-).split()
+WORDS = [
+    "the",
+    "patient",
+    "has",
+    "good",
+    "bad",
+    "cancer",
+    "diabetes",
+    "and",
+    "a",
+    "severe",
+    "mild",
+    "result",
+    "was",
+    "company",
+    "profit",
+    "loss",
+    "rose",
+    "fell",
+    "of",
+    "in",
+    "with",
+    "no",
+    "sign",
+    "tumor",
+    "syndrome",
+    "fever",
+    "reported",
+    "strong",
+    "weak",
+    "market",
+    "血",
+    "糖",
+    "高",
+]
 DISEASES = ["cancer", "diabetes", "tumor", "fever"]
 
 
 def _vocab() -> list[str]:
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    return specials + WORDS + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list(
-        "abcdefghijklmnopqrstuvwxyz.,"
+    return (
+        specials
+        + WORDS
+        + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+        + list("abcdefghijklmnopqrstuvwxyz.,")
     )
 
 
 def make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
     """A 2-layer, 32-wide BERT (no task head) with a WordPiece tokenizer, like MiniLM's folder."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    vocab = {token: i for i, token in enumerate(_vocab())}
+    backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     config = BertConfig(
-        vocab_size=len(_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=dropout,
+        vocab_size=len(_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )
     import torch
@@ -55,11 +109,19 @@ def make_tiny_llama(folder: Path) -> Path:
     vocab = {w: i for i, w in enumerate(["<unk>", "</s>", *WORDS])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>",
-                                        eos_token="</s>")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=128, eos_token_id=1)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", eos_token="</s>"
+    )
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        eos_token_id=1,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
@@ -133,15 +195,25 @@ def ner_data(tmp_path: Path) -> dict[str, Path]:
     return write_conll(tmp_path / "ner")
 
 
-def recipe_dict(model: Path, data: dict[str, Path], task: str = "classification",
-                cache: Path | None = None, **train: object) -> dict[str, object]:
+def recipe_dict(
+    model: Path,
+    data: dict[str, Path],
+    task: str = "classification",
+    cache: Path | None = None,
+    **train: object,
+) -> dict[str, object]:
     """A small recipe for the tiny models."""
     fmt = "conll" if task == "token_classification" else "jsonl"
     return {
         "task": {"name": task},
         "model": {"name": str(model)},
-        "data": {"format": fmt, "train": str(data["train"]), "validation": str(data["dev"]),
-                 "test": str(data["test"]), "max_length": 64,
-                 "cache_dir": str(cache) if cache else "none"},
+        "data": {
+            "format": fmt,
+            "train": str(data["train"]),
+            "validation": str(data["dev"]),
+            "test": str(data["test"]),
+            "max_length": 64,
+            "cache_dir": str(cache) if cache else "none",
+        },
         "train": {"epochs": 2, "lr": 1e-3, "batch_size": 8, "seed": 1, **train},
     }

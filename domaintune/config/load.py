@@ -69,8 +69,10 @@ def _deep_copy(value: Any) -> Any:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a recipe file into a dict, with one-line errors for missing or malformed files."""
     if not path.is_file():
-        raise ConfigError(f"{path}: recipe file not found → check the path, or list shipped "
-                          "recipes with 'domaintune recipes list'")
+        raise ConfigError(
+            f"{path}: recipe file not found → check the path, or list shipped "
+            "recipes with 'domaintune recipes list'"
+        )
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -81,14 +83,14 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the recipe must be a mapping of sections (task:, data:, ...), "
-                          f"got {type(data).__name__} → start the file with 'task:'")
+        raise ConfigError(
+            f"{path}: the recipe must be a mapping of sections (task:, data:, ...), "
+            f"got {type(data).__name__} → start the file with 'task:'"
+        )
     return data
 
 
-def load_recipe(
-    source: str | Path | dict[str, Any], overrides: list[str] | None = None
-) -> Recipe:
+def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Recipe:
     """Load and validate a recipe from a YAML file (or a dict), applying dotted overrides.
 
     Args:
@@ -100,6 +102,7 @@ def load_recipe(
 
     Raises:
         ConfigError: listing every problem, one line each, as ``file: field: value: what → fix``.
+
     """
     if isinstance(source, dict):
         origin, data = "<recipe>", source
@@ -190,7 +193,18 @@ def _drop_union_tags(loc: tuple[Any, ...]) -> list[str]:
     return out
 
 
-_TAGS = {"classification", "token_classification", "full", "freeze", "lora", "l2sp"}
+def _union_tags() -> set[str]:
+    """Every ``name`` literal of the tagged unions (tasks, methods, objectives)."""
+    from domaintune.config.methods import MethodConfig
+    from domaintune.config.objectives import ObjectiveConfig
+    from domaintune.config.sections import TaskConfig
+
+    tags: set[str] = set()
+    for union in (TaskConfig, MethodConfig, ObjectiveConfig):
+        for member in _flatten(union):
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                tags.update(typing.get_args(member.model_fields["name"].annotation))
+    return tags
 
 
 def _model_at(
@@ -213,11 +227,15 @@ def _model_at(
 
 def _resolve(annotation: Any, raw_loc: list[str]) -> Any:
     """Pick the BaseModel class inside an annotation (Optional, list, tagged union)."""
-    candidates = [a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    candidates = [
+        a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)
+    ]
     for cand in candidates:
         tag = cand.model_fields.get("name")
-        if tag is not None and typing.get_args(tag.annotation) and any(
-            t in raw_loc for t in typing.get_args(tag.annotation)
+        if (
+            tag is not None
+            and typing.get_args(tag.annotation)
+            and any(t in raw_loc for t in typing.get_args(tag.annotation))
         ):
             return cand
     return candidates[0] if candidates else None
@@ -236,3 +254,6 @@ def _flatten(annotation: Any) -> list[Any]:
 def dump_recipe(recipe: Recipe) -> str:
     """Serialise a recipe (all defaults resolved) as YAML; loading it gives the same recipe."""
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+_TAGS = _union_tags()

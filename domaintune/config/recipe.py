@@ -20,7 +20,9 @@ class Recipe(Section):
     """A complete training recipe: task, model, data, method, objectives, training, evaluation."""
 
     task: TaskConfig = Field(description="What to learn: classification or token_classification.")
-    model: ModelConfig = Field(default_factory=ModelConfig, description="Pretrained model.")
+    model: ModelConfig = Field(
+        default_factory=lambda: ModelConfig(), description="Pretrained model."
+    )
     data: DataConfig = Field(description="Data files and reading options.")
     method: MethodConfig = Field(
         default_factory=lambda: FullConfig(name="full"), description="What trains."
@@ -28,8 +30,6 @@ class Recipe(Section):
     objectives: list[ObjectiveConfig] = Field(
         default_factory=list, description="Extra loss terms (e.g. l2sp)."
     )
-    train: TrainConfig = Field(default_factory=TrainConfig, description="Training loop.")
-    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation.")
-    output_dir: str | None = Field(
-        None, description="Run folder; null: runs/<recipe file name>."
-    )
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(), description="Training loop.")
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig(), description="Evaluation.")
+    output_dir: str | None = Field(None, description="Run folder; null: runs/<recipe file name>.")

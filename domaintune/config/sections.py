@@ -97,9 +97,12 @@ class DataConfig(Section):
     )
     train: str | None = Field(
         None,
-        description="Training file, a load_from_disk folder, or 'builtin:ncbi-disease/train.conll'.",
+        description="Training file, a load_from_disk folder, or "
+        "'builtin:ncbi-disease/train.conll'.",
     )
-    validation: str | None = Field(None, description="Validation file (split from train if absent).")
+    validation: str | None = Field(
+        None, description="Validation file (split from train if absent)."
+    )
     test: str | None = Field(None, description="Test file (split from train if absent).")
     dataset: str | None = Field(
         None, description="format hf only: a hub dataset name or a save_to_disk folder."
@@ -116,8 +119,12 @@ class DataConfig(Section):
     tags_column: str = Field("tags", description="hf/jsonl token classification: tags.")
     conll_tag_column: int = Field(-1, description="CoNLL: index of the tag column (-1 = last).")
     max_length: int = Field(128, ge=8, le=8192, description="Truncate to this many tokens.")
-    clean: CleanConfig = Field(default_factory=CleanConfig, description="Cleaning options.")
-    split: SplitConfig = Field(default_factory=SplitConfig, description="Automatic split.")
+    clean: CleanConfig = Field(
+        default_factory=lambda: CleanConfig(), description="Cleaning options."
+    )
+    split: SplitConfig = Field(
+        default_factory=lambda: SplitConfig(), description="Automatic split."
+    )
     cache_dir: str | None = Field(
         None,
         description="Where tokenised data is cached by content fingerprint "
@@ -142,19 +149,25 @@ class EarlyStoppingConfig(Section):
 class TrainConfig(Section):
     """Optimisation and the training loop."""
 
-    epochs: float = Field(3.0, gt=0, le=1000, description="Number of passes over the training data.")
+    epochs: float = Field(
+        3.0, gt=0, le=1000, description="Number of passes over the training data."
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     lr: float = Field(5e-5, gt=0, le=10, description="Peak learning rate.")
     batch_size: int = Field(16, ge=1, description="Global batch size (all processes together).")
     eval_batch_size: int = Field(64, ge=1, description="Batch size for evaluation and prediction.")
     gradient_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer.")
-    weight_decay: float = Field(0.01, ge=0, description="Decoupled weight decay (not on biases/norms).")
+    weight_decay: float = Field(
+        0.01, ge=0, description="Decoupled weight decay (not on biases/norms)."
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     scheduler: Literal["linear", "cosine", "constant"] = Field(
         "linear", description="Learning-rate schedule after warm-up."
     )
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps for linear warm-up.")
+    warmup_ratio: float = Field(
+        0.1, ge=0, lt=1, description="Fraction of steps for linear warm-up."
+    )
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; null disables.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast on a bf16-capable GPU, else fp32."
@@ -170,7 +183,9 @@ class TrainConfig(Section):
         None, ge=1, description="Evaluate every N optimizer steps; null evaluates each epoch."
     )
     checkpoint_every: int | None = Field(
-        None, ge=1, description="Save a resumable checkpoint every N steps; null: at each evaluation."
+        None,
+        ge=1,
+        description="Save a resumable checkpoint every N steps; null: at each evaluation.",
     )
     keep_checkpoints: int = Field(1, ge=1, description="How many resumable checkpoints to keep.")
     early_stopping: EarlyStoppingConfig | None = Field(

@@ -24,8 +24,10 @@ def clean_text(text: str) -> str:
     # Format characters (Cf) are invisible: a space in their place would split words and
     # put spaces between CJK characters.
     text = "".join(
-        " " if unicodedata.category(ch) == "Cc"
-        else "" if unicodedata.category(ch) == "Cf" and ch != "\u200d"
+        " "
+        if unicodedata.category(ch) == "Cc"
+        else ""
+        if unicodedata.category(ch) == "Cf" and ch != "\u200d"
         else ch
         for ch in text
     )
@@ -39,7 +41,12 @@ def clean_token(token: str) -> str:
 
 
 def dedupe(items: list[T], key: Callable[[T], Hashable]) -> tuple[list[T], int]:
-    """Drop exact duplicates (by ``key``), keeping first occurrences; return items and count dropped."""
+    """Drop exact duplicates (by ``key``), keeping first occurrences.
+
+    Returns:
+        The kept items and how many were dropped.
+
+    """
     seen: set[Hashable] = set()
     kept: list[T] = []
     for item in items:

@@ -15,9 +15,7 @@ def pad_feature(arrays: list[np.ndarray], value: int | float) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def pad_inputs(
-    features: dict[str, list[np.ndarray]], pad_token_id: int
-) -> dict[str, torch.Tensor]:
+def pad_inputs(features: dict[str, list[np.ndarray]], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Pad ``input_ids`` (and ``token_type_ids`` if present) and build the attention mask.
 
     Hand-written rather than ``DataCollatorWithPadding``: the examples are already ids in numpy,

@@ -9,6 +9,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def cached_encode(
 
     Returns:
         The encoded split and whether it came from the cache.
+
     """
     if cache_dir is None:
         return build(), False
@@ -73,14 +75,12 @@ def cached_encode(
 def _save(encoded: Encoded, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {}
     for name, values in encoded.features.items():
-        arrays[f"{name}.values"] = (
-            np.concatenate(values) if values else np.zeros(0, dtype=np.int64)
-        )
+        arrays[f"{name}.values"] = np.concatenate(values) if values else np.zeros(0, dtype=np.int64)
         arrays[f"{name}.offsets"] = np.cumsum([0] + [len(v) for v in values]).astype(np.int64)
     # Write to a temporary file and rename, so an interrupted run never leaves half a file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
     os.close(fd)
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, path)
 
 
@@ -90,5 +90,5 @@ def _load(path: Path) -> Encoded:
         features = {}
         for name in names:
             values, offsets = data[f"{name}.values"], data[f"{name}.offsets"]
-            features[name] = [values[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+            features[name] = [values[a:b] for a, b in pairwise(offsets)]
     return Encoded(features)

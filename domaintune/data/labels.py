@@ -49,8 +49,9 @@ def to_iob2(tags: list[str], repair: bool, where: str) -> list[str]:
             prev_type = None
             continue
         if len(tag) < 3 or tag[1] not in "-_" or tag[0] not in "BIESM":
-            raise DataError(f"{where}: token {i + 1}: tag {tag!r} is not O or B-/I-/E-/S-/M-TYPE "
-                            "→ fix the tag")
+            raise DataError(
+                f"{where}: token {i + 1}: tag {tag!r} is not O or B-/I-/E-/S-/M-TYPE → fix the tag"
+            )
         prefix, etype = tag[0], tag[2:]
         if prefix in "BS":
             out.append(f"B-{etype}")
@@ -59,9 +60,11 @@ def to_iob2(tags: list[str], repair: bool, where: str) -> list[str]:
         elif repair:
             out.append(f"B-{etype}")
         else:
-            raise DataError(f"{where}: token {i + 1}: {tag!r} follows {tags[i - 1] if i else 'the start'!r}"
-                            " and cannot continue an entity → fix the tag or set "
-                            "task.repair_tags: true")
+            raise DataError(
+                f"{where}: token {i + 1}: {tag!r} follows {tags[i - 1] if i else 'the start'!r}"
+                " and cannot continue an entity → fix the tag or set "
+                "task.repair_tags: true"
+            )
         prev_type = None if prefix in "ES" else etype
     return out
 

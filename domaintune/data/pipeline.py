@@ -30,6 +30,7 @@ def load_splits(cfg: DataConfig, kind: Kind) -> RawSplits:
     Returns:
         Train/validation/test examples (validation and test may be created by a seeded,
         stratified split of train when the recipe gives none).
+
     """
     if cfg.format == "hf" and cfg.dataset is not None:
         splits = read_hf_dataset(cfg, kind)

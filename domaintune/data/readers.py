@@ -44,8 +44,17 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if path.is_dir():
         return "hf"
-    mapping = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "txt",
-               ".conll": "conll", ".bio": "conll", ".iob": "conll", ".bmes": "conll"}
+    mapping = {
+        ".csv": "csv",
+        ".tsv": "csv",
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+        ".txt": "txt",
+        ".conll": "conll",
+        ".bio": "conll",
+        ".iob": "conll",
+        ".bmes": "conll",
+    }
     if suffix not in mapping:
         raise DataError(
             f"{path}: cannot tell the format from the extension {suffix!r} → set data.format to "
@@ -58,8 +67,10 @@ def read_split(spec: str, cfg: DataConfig, kind: Kind, need_labels: bool = True)
     """Read one split file with the reader named by ``cfg.format`` (or its extension)."""
     path = resolve_path(spec)
     if not path.exists():
-        raise DataError(f"{spec}: data file not found → check the path in the recipe (data.*) "
-                        "relative to the current folder")
+        raise DataError(
+            f"{spec}: data file not found → check the path in the recipe (data.*) "
+            "relative to the current folder"
+        )
     fmt = cfg.format if cfg.format != "auto" else detect_format(path)
     from domaintune.data import READERS
 
@@ -68,19 +79,25 @@ def read_split(spec: str, cfg: DataConfig, kind: Kind, need_labels: bool = True)
 
 def _text_example(row: dict[str, Any], cfg: DataConfig, where: str, need_labels: bool) -> Example:
     if cfg.text_column not in row:
-        raise DataError(f"{where}: no column {cfg.text_column!r} (found {sorted(row)}) → set "
-                        "data.text_column to the text column's name")
+        raise DataError(
+            f"{where}: no column {cfg.text_column!r} (found {sorted(row)}) → set "
+            "data.text_column to the text column's name"
+        )
     text = row[cfg.text_column]
     if not isinstance(text, str):
-        raise DataError(f"{where}: column {cfg.text_column!r} is {type(text).__name__}, not text → "
-                        "fix the row or set data.text_column")
+        raise DataError(
+            f"{where}: column {cfg.text_column!r} is {type(text).__name__}, not text → "
+            "fix the row or set data.text_column"
+        )
     example: Example = {"text": text}
     if cfg.text_pair_column is not None:
         example["text_pair"] = str(row.get(cfg.text_pair_column, ""))
     if need_labels:
         if cfg.label_column not in row or row[cfg.label_column] in (None, ""):
-            raise DataError(f"{where}: no value in label column {cfg.label_column!r} → add the "
-                            "label or set data.label_column")
+            raise DataError(
+                f"{where}: no value in label column {cfg.label_column!r} → add the "
+                "label or set data.label_column"
+            )
         example["label"] = row[cfg.label_column]
     return example
 
@@ -93,8 +110,9 @@ def read_jsonl(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> li
         try:
             rows = list(enumerate(json.loads(text), start=1))
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg} → fix the "
-                            "file") from None
+            raise DataError(
+                f"{path}: invalid JSON at line {exc.lineno}: {exc.msg} → fix the file"
+            ) from None
     else:
         rows = []
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -103,14 +121,17 @@ def read_jsonl(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> li
             try:
                 rows.append((lineno, json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg}) → write one JSON "
-                                "object per line") from None
+                raise DataError(
+                    f"{path}:{lineno}: invalid JSON ({exc.msg}) → write one JSON object per line"
+                ) from None
     out = []
     for lineno, row in rows:
         where = f"{path}:{lineno}"
         if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__} → write "
-                            "one object per line")
+            raise DataError(
+                f"{where}: expected a JSON object, got {type(row).__name__} → write "
+                "one object per line"
+            )
         if kind == "tokens":
             out.append(_token_example_from_row(row, cfg, where, need_labels))
         else:
@@ -130,8 +151,10 @@ def _token_example_from_row(
     if need_labels:
         tags = row.get(cfg.tags_column)
         if not isinstance(tags, list) or len(tags) != len(tokens):
-            raise DataError(f"{where}: column {cfg.tags_column!r} must be a list as long as the "
-                            "tokens → fix the row or set data.tags_column")
+            raise DataError(
+                f"{where}: column {cfg.tags_column!r} must be a list as long as the "
+                "tokens → fix the row or set data.tags_column"
+            )
         example["tags"] = [str(t) for t in tags]
     return example
 
@@ -139,8 +162,9 @@ def _token_example_from_row(
 def read_csv(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> list[Example]:
     """Read CSV (or TSV by extension) with a header row."""
     if kind == "tokens":
-        raise DataError(f"{path}: CSV cannot hold token-level tags → use CoNLL or JSONL with "
-                        "tokens/tags lists")
+        raise DataError(
+            f"{path}: CSV cannot hold token-level tags → use CoNLL or JSONL with tokens/tags lists"
+        )
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
@@ -155,8 +179,10 @@ def read_csv(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> list
 def read_txt(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> list[Example]:
     """Read plain text, one example per non-empty line (no labels)."""
     if need_labels:
-        raise DataError(f"{path}: a .txt file has no labels → use CSV/JSONL (text, label) or "
-                        "CoNLL for training and evaluation data")
+        raise DataError(
+            f"{path}: a .txt file has no labels → use CSV/JSONL (text, label) or "
+            "CoNLL for training and evaluation data"
+        )
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     return [{"text": line} for line in lines if line.strip()]
 
@@ -191,15 +217,19 @@ def read_conll(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> li
                 flush()
                 continue
             if need_labels and len(cols) < 2:
-                raise DataError(f"{path}:{lineno}: {line.strip()!r}: expected 'token<TAB>tag' "
-                                "→ add the tag column or a blank line between sentences")
+                raise DataError(
+                    f"{path}:{lineno}: {line.strip()!r}: expected 'token<TAB>tag' "
+                    "→ add the tag column or a blank line between sentences"
+                )
             tokens.append(cols[0])
             if need_labels:
                 try:
                     tags.append(cols[cfg.conll_tag_column].strip())
                 except IndexError:
-                    raise DataError(f"{path}:{lineno}: no column {cfg.conll_tag_column} → set "
-                                    "data.conll_tag_column") from None
+                    raise DataError(
+                        f"{path}:{lineno}: no column {cfg.conll_tag_column} → set "
+                        "data.conll_tag_column"
+                    ) from None
     flush()
     return sentences
 
@@ -252,17 +282,23 @@ def read_hf_dataset(cfg: DataConfig, kind: Kind) -> dict[str, list[Example]]:
             loaded = datasets.load_from_disk(str(folder))
         else:
             loaded = datasets.load_dataset(cfg.dataset, cfg.subset)
-    except Exception as exc:  # noqa: BLE001 - the hub raises many types; report them in one line
-        raise DataError(f"data.dataset: {cfg.dataset!r}: cannot load ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:120]}) → check the name, the network, or "
-                        "use a save_to_disk folder") from None
+    except Exception as exc:
+        raise DataError(
+            f"data.dataset: {cfg.dataset!r}: cannot load ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120]}) → check the name, the network, or "
+            "use a save_to_disk folder"
+        ) from None
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict({"train": loaded})
     splits: dict[str, list[Example]] = {}
     for ours, theirs in cfg.splits.items():
         if theirs in loaded:
-            splits[ours] = rows_from_dataset(loaded[theirs], cfg, kind, True, f"{cfg.dataset}[{theirs}]")
+            splits[ours] = rows_from_dataset(
+                loaded[theirs], cfg, kind, True, f"{cfg.dataset}[{theirs}]"
+            )
     if "train" not in splits:
-        raise DataError(f"data.dataset: {cfg.dataset!r} has no split {cfg.splits.get('train')!r} "
-                        f"(found {list(loaded)}) → set data.splits.train")
+        raise DataError(
+            f"data.dataset: {cfg.dataset!r} has no split {cfg.splits.get('train')!r} "
+            f"(found {list(loaded)}) → set data.splits.train"
+        )
     return splits

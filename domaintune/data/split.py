@@ -15,8 +15,10 @@ def stratified_split(
     test: float,
     seed: int,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Split examples into train/validation/test, stratified by ``strata`` where every stratum
-    has at least two members (otherwise a plain seeded shuffle split).
+    """Split examples into train/validation/test with a seed.
+
+    The split is stratified by ``strata`` when every stratum has two members at least, and a
+    plain seeded shuffle split otherwise.
     """
     indices = list(range(len(examples)))
     out: dict[str, list[int]] = {"train": indices}

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 
-def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[str]) -> dict[str, Any]:
+def classification_metrics(
+    y_true: list[int], y_pred: list[int], labels: list[str]
+) -> dict[str, Any]:
     """Accuracy, micro/macro/weighted P/R/F1, a per-label table and the confusion matrix."""
     from sklearn.metrics import (
         accuracy_score,
@@ -28,8 +30,12 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[st
         y_true, y_pred, labels=ids, average=None, zero_division=0
     )
     out["per_label"] = {
-        label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                "support": int(s[i])}
+        label: {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
         for i, label in enumerate(labels)
     }
     out["confusion_matrix"] = {
@@ -39,8 +45,9 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: list[st
     return out
 
 
-def multi_label_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float,
-                        labels: list[str]) -> dict[str, Any]:
+def multi_label_metrics(
+    y_true: np.ndarray, probs: np.ndarray, threshold: float, labels: list[str]
+) -> dict[str, Any]:
     """Micro/macro F1, subset accuracy and per-label F1 at a decision threshold."""
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -60,8 +67,9 @@ def tune_threshold(y_true: np.ndarray, probs: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    scores = [f1_score(y_true, (probs >= t).astype(int), average="micro", zero_division=0)
-              for t in grid]
+    scores = [
+        f1_score(y_true, (probs >= t).astype(int), average="micro", zero_division=0) for t in grid
+    ]
     best = max(scores)
     candidates = [t for t, s in zip(grid, scores, strict=True) if s == best]
     return float(min(candidates, key=lambda t: abs(t - 0.5)))
@@ -90,12 +98,17 @@ def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, An
     from seqeval.metrics import classification_report
     from seqeval.scheme import IOB2
 
-    report = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True,
-                                   zero_division=0)
+    report = classification_report(
+        gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+    )
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
     per_type = {
-        name: {"precision": float(v["precision"]), "recall": float(v["recall"]),
-               "f1": float(v["f1-score"]), "support": int(v["support"])}
+        name: {
+            "precision": float(v["precision"]),
+            "recall": float(v["recall"]),
+            "f1": float(v["f1-score"]),
+            "support": int(v["support"]),
+        }
         for name, v in report.items()
         if not name.endswith(" avg")
     }

@@ -25,8 +25,11 @@ def apply(model: nn.Module, cfg: FreezeConfig) -> nn.Module:
 
 
 def param_groups(model: nn.Module, cfg: FreezeConfig, lr: float) -> list[dict[str, Any]]:
-    """One group per depth: the head at ``lr``, layer i at ``lr * decay**(L - i)``, embeddings
-    at ``lr * decay**(L + 1)`` (only trainable parameters)."""
+    """Build one optimizer group per depth, for layer-wise LR decay.
+
+    The head trains at ``lr``, layer i at ``lr * decay**(L - i)`` and the embeddings at
+    ``lr * decay**(L + 1)``; only trainable parameters are included.
+    """
     blocks = list(block_list(model))
     depth: dict[int, int] = {}
     for i, layer in enumerate(blocks):

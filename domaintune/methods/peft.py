@@ -27,7 +27,7 @@ def apply(model: nn.Module, cfg: LoraConfig) -> nn.Module:
     lora = peft.LoraConfig(
         task_type=_task_type(model),
         r=cfg.r,
-        lora_alpha=cfg.alpha,
+        lora_alpha=int(cfg.alpha) if float(cfg.alpha).is_integer() else cfg.alpha,  # type: ignore[arg-type]
         lora_dropout=cfg.dropout,
         target_modules=cfg.target_modules,
     )

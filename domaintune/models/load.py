@@ -35,8 +35,10 @@ def resolve_source(cfg: ModelConfig) -> ModelSource:
         if (folder / "final").is_dir():
             folder = folder / "final"
         if not (folder / "config.json").is_file():
-            raise ModelError(f"model.init_from: {cfg.init_from!r}: no config.json there → point "
-                             "it at a finished run folder or its final/ folder")
+            raise ModelError(
+                f"model.init_from: {cfg.init_from!r}: no config.json there → point "
+                "it at a finished run folder or its final/ folder"
+            )
         return ModelSource(str(folder), True)
     name = cfg.name
     path = resolve_alias(name) if name in ALIASES else Path(name).expanduser()
@@ -46,16 +48,21 @@ def resolve_source(cfg: ModelConfig) -> ModelSource:
         return ModelSource(str(gguf_to_folder(path)), True)
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelError(f"model.name: {name!r}: folder has no config.json → point it at a "
-                             "Hugging Face model folder (save_pretrained output)")
+            raise ModelError(
+                f"model.name: {name!r}: folder has no config.json → point it at a "
+                "Hugging Face model folder (save_pretrained output)"
+            )
         return ModelSource(str(path), True, None, cfg.trust_remote_code)
     if "/" not in name or name.startswith((".", "/", "~")):
         close = difflib.get_close_matches(name, list(ALIASES), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else (
-            f"use an alias ({', '.join(ALIASES)}), a local folder, or a hub id 'org/name'"
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else (f"use an alias ({', '.join(ALIASES)}), a local folder, or a hub id 'org/name'")
         )
-        raise ModelError(f"model.name: {name!r}: not a built-in alias, a folder or a .gguf file → "
-                         f"{hint}")
+        raise ModelError(
+            f"model.name: {name!r}: not a built-in alias, a folder or a .gguf file → {hint}"
+        )
     return ModelSource(name, False, cfg.revision, cfg.trust_remote_code)
 
 
@@ -88,14 +95,16 @@ def gguf_to_folder(gguf: Path, cache_root: Path | None = None) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         if getattr(model.config, "quantization_config", None) is not None:
             del model.config.quantization_config
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-    except Exception as exc:  # noqa: BLE001 - report any conversion failure in one line
+    except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"model.name: {str(gguf)!r}: cannot convert GGUF ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:150]}) → use a GGUF of a supported "
-                         "architecture or a safetensors folder") from None
+        raise ModelError(
+            f"model.name: {str(gguf)!r}: cannot convert GGUF ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:150]}) → use a GGUF of a supported "
+            "architecture or a safetensors folder"
+        ) from None
     tmp.parent.mkdir(parents=True, exist_ok=True)
     if folder.exists():  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
@@ -113,16 +122,22 @@ def load_tokenizer(source: ModelSource) -> Any:
             source.path, revision=source.revision, trust_remote_code=source.trust_remote_code
         )
     except OSError as exc:
-        raise ModelError(f"model: {source.path!r}: cannot load the tokenizer "
-                         f"({str(exc).splitlines()[0][:150]}) → check the name, the network, or "
-                         "use a local folder") from None
+        raise ModelError(
+            f"model: {source.path!r}: cannot load the tokenizer "
+            f"({str(exc).splitlines()[0][:150]}) → check the name, the network, or "
+            "use a local folder"
+        ) from None
     if not getattr(tokenizer, "is_fast", False):
-        raise ModelError(f"model: {source.path!r}: only fast (Rust) tokenizers are supported → "
-                         "use a model that ships tokenizer.json")
+        raise ModelError(
+            f"model: {source.path!r}: only fast (Rust) tokenizers are supported → "
+            "use a model that ships tokenizer.json"
+        )
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ModelError(f"model: {source.path!r}: tokenizer has neither pad nor eos token → "
-                             "use another model")
+            raise ModelError(
+                f"model: {source.path!r}: tokenizer has neither pad nor eos token → "
+                "use another model"
+            )
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -140,7 +155,9 @@ def load_model(source: ModelSource, auto_class: Any, **kwargs: Any) -> Any:
             **kwargs,
         )
     except (OSError, ValueError) as exc:
-        raise ModelError(f"model: {source.path!r}: cannot load as {auto_class.__name__} "
-                         f"({str(exc).splitlines()[0][:160]}) → check the model name and that "
-                         "it supports this task") from None
+        raise ModelError(
+            f"model: {source.path!r}: cannot load as {auto_class.__name__} "
+            f"({str(exc).splitlines()[0][:160]}) → check the model name and that "
+            "it supports this task"
+        ) from None
     return model

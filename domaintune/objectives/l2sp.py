@@ -11,8 +11,10 @@ from domaintune.config.objectives import L2SPConfig
 
 
 class L2SP:
-    """``weight / 2 * sum ||theta - theta_0||^2`` over trainable parameters that existed before
-    training (the new task head is free)."""
+    """Penalty ``weight / 2 * sum ||theta - theta_0||^2``.
+
+    It covers trainable parameters that existed before training; the new task head is free.
+    """
 
     def __init__(self, cfg: L2SPConfig) -> None:
         """Store the coefficient; the anchor is taken in ``setup``."""

@@ -34,8 +34,11 @@ class ClassificationTask:
         self.labels: list[str] = list((state or {}).get("labels", []))
         saved = (state or {}).get("threshold")
         self.threshold: float = cfg.threshold if cfg.threshold is not None else (saved or 0.5)
-        self.default_metric = {"single_label": "f1_macro", "multi_label": "f1_micro",
-                               "regression": "mse"}[cfg.problem]
+        self.default_metric = {
+            "single_label": "f1_macro",
+            "multi_label": "f1_micro",
+            "regression": "mse",
+        }[cfg.problem]
 
     # ---------------------------------------------------------------------------- labels
     def fit_labels(self, raw: RawSplits) -> None:
@@ -46,17 +49,21 @@ class ClassificationTask:
                     try:
                         example["label"] = float(example["label"])
                     except (TypeError, ValueError):
-                        raise DataError(f"{raw.origins[name]}: example {i + 1}: label "
-                                        f"{example['label']!r} is not a number → regression "
-                                        "needs numeric labels") from None
+                        raise DataError(
+                            f"{raw.origins[name]}: example {i + 1}: label "
+                            f"{example['label']!r} is not a number → regression "
+                            "needs numeric labels"
+                        ) from None
             self.labels = ["score"]
             return
         per_split = {name: self._label_names(examples) for name, examples in raw.splits.items()}
         train = [label for names in per_split["train"] for label in names]
         self.labels = build_label_list(train)
         if self.cfg.problem == "single_label" and len(self.labels) < 2:
-            raise DataError(f"{raw.origins['train']}: only one label ({self.labels}) in the "
-                            "training split → classification needs two labels at least")
+            raise DataError(
+                f"{raw.origins['train']}: only one label ({self.labels}) in the "
+                "training split → classification needs two labels at least"
+            )
         for name, names in per_split.items():
             if name != "train":
                 flat = [label for group in names for label in group]
@@ -80,9 +87,11 @@ class ClassificationTask:
 
     def model_kwargs(self) -> dict[str, Any]:
         """Head size and label names."""
-        problem = {"single_label": "single_label_classification",
-                   "multi_label": "multi_label_classification",
-                   "regression": "regression"}[self.cfg.problem]
+        problem = {
+            "single_label": "single_label_classification",
+            "multi_label": "multi_label_classification",
+            "regression": "regression",
+        }[self.cfg.problem]
         return {
             "num_labels": len(self.labels),
             "id2label": dict(enumerate(self.labels)),
@@ -94,13 +103,19 @@ class ClassificationTask:
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
         """Tokenise texts (and pairs) in one fast-tokenizer call; attach label arrays."""
         texts = [e["text"] for e in examples]
-        pairs = [e.get("text_pair", "") for e in examples] if examples and "text_pair" in examples[0] else None
+        pairs = (
+            [e.get("text_pair", "") for e in examples]
+            if examples and "text_pair" in examples[0]
+            else None
+        )
         enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
         features: dict[str, list[np.ndarray]] = {
             "input_ids": [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
         }
         if "token_type_ids" in enc:
-            features["token_type_ids"] = [np.asarray(t, dtype=np.int8) for t in enc["token_type_ids"]]
+            features["token_type_ids"] = [
+                np.asarray(t, dtype=np.int8) for t in enc["token_type_ids"]
+            ]
         if examples and "label" in examples[0]:
             features["labels"] = [self._label_array(e["label"]) for e in examples]
         return Encoded(features)
@@ -116,7 +131,9 @@ class ClassificationTask:
             return hot
         return np.asarray([index[str(label)]], dtype=np.int64)
 
-    def collate(self, features: dict[str, list[np.ndarray]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    def collate(
+        self, features: dict[str, list[np.ndarray]], pad_token_id: int
+    ) -> dict[str, torch.Tensor]:
         """Pad inputs; stack labels to (B,) ids, (B, L) multi-hot or (B,) scores."""
         batch = pad_inputs(features, pad_token_id)
         if "labels" in features:
@@ -125,7 +142,9 @@ class ClassificationTask:
         return batch
 
     # ------------------------------------------------------------------------------ loss
-    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and its item count (examples, or example×label cells for BCE)."""
         labels = batch["labels"]
         if self.cfg.problem == "single_label":
@@ -151,23 +170,29 @@ class ClassificationTask:
         return list(values.cpu().numpy())
 
     # --------------------------------------------------------------------------- metrics
-    def metrics(self, outputs: list[np.ndarray], examples: list[Example], tune: bool = False,
-                encoded: Encoded | None = None) -> dict[str, Any]:
+    def metrics(
+        self,
+        outputs: list[np.ndarray],
+        examples: list[Example],
+        tune: bool = False,
+        encoded: Encoded | None = None,
+    ) -> dict[str, Any]:
         """Classification, multi-label or regression metrics against gold labels."""
         gold = [self._label_array(e["label"]) for e in examples]
         if self.cfg.problem == "regression":
             return regression_metrics(np.concatenate(gold), np.concatenate(outputs))
         if self.cfg.problem == "multi_label":
-            y_true, probs = np.stack(gold).astype(int), np.stack(outputs)
+            hot, probs = np.stack(gold).astype(int), np.stack(outputs)
             if tune and self.cfg.threshold is None:
-                self.threshold = tune_threshold(y_true, probs)
-            return multi_label_metrics(y_true, probs, self.threshold, self.labels)
+                self.threshold = tune_threshold(hot, probs)
+            return multi_label_metrics(hot, probs, self.threshold, self.labels)
         y_true = [int(g[0]) for g in gold]
         y_pred = [int(np.argmax(o)) for o in outputs]
         return classification_metrics(y_true, y_pred, self.labels)
 
-    def format_predictions(self, outputs: list[np.ndarray], examples: list[Example],
-                           encoded: Encoded, tokenizer: Any) -> list[dict[str, Any]]:
+    def format_predictions(
+        self, outputs: list[np.ndarray], examples: list[Example], encoded: Encoded, tokenizer: Any
+    ) -> list[dict[str, Any]]:
         """``{"text", "label"/"labels"/"score", "probabilities"}`` per example."""
         rows = []
         for example, out in zip(examples, outputs, strict=True):
@@ -175,7 +200,9 @@ class ClassificationTask:
             if self.cfg.problem == "regression":
                 row["score"] = float(out[0])
             else:
-                probs = {label: round(float(p), 6) for label, p in zip(self.labels, out, strict=True)}
+                probs = {
+                    label: round(float(p), 6) for label, p in zip(self.labels, out, strict=True)
+                }
                 if self.cfg.problem == "multi_label":
                     row["labels"] = [k for k, p in probs.items() if p >= self.threshold]
                 else:

@@ -33,17 +33,29 @@ class Task(Protocol):
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
         """Tokenise examples (with labels when they have them)."""
 
-    def collate(self, features: dict[str, list[np.ndarray]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    def collate(
+        self, features: dict[str, list[np.ndarray]], pad_token_id: int
+    ) -> dict[str, torch.Tensor]:
         """Pad a list of encoded examples into model inputs plus ``labels``."""
 
-    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss over the batch and the number of items it sums over."""
 
     def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per-example raw outputs (probabilities, values or tag ids) for metrics and prediction."""
 
-    def metrics(self, outputs: list[np.ndarray], examples: list[Example], tune: bool = False, encoded: Encoded | None = None) -> dict[str, Any]:
-        """Metrics of ``outputs`` against the examples' gold labels (``tune`` adjusts thresholds)."""
+    def metrics(
+        self,
+        outputs: list[np.ndarray],
+        examples: list[Example],
+        tune: bool = False,
+        encoded: Encoded | None = None,
+    ) -> dict[str, Any]:
+        """Metrics of ``outputs`` against gold labels (``tune`` adjusts thresholds)."""
 
-    def format_predictions(self, outputs: list[np.ndarray], examples: list[Example], encoded: Encoded, tokenizer: Any) -> list[dict[str, Any]]:
+    def format_predictions(
+        self, outputs: list[np.ndarray], examples: list[Example], encoded: Encoded, tokenizer: Any
+    ) -> list[dict[str, Any]]:
         """Human-readable predictions: labels with probabilities, or entity spans."""

@@ -11,8 +11,9 @@ from typing import Any
 _STATE = "loop_state.json"
 
 
-def save_checkpoint(accelerator: Any, folder: Path, step: int, loop_state: dict[str, Any],
-                    keep: int) -> Path:
+def save_checkpoint(
+    accelerator: Any, folder: Path, step: int, loop_state: dict[str, Any], keep: int
+) -> Path:
     """Save a complete checkpoint as ``step-N`` atomically (written aside, then renamed).
 
     Every process must call this (each saves its own RNG state).

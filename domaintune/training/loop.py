@@ -66,8 +66,9 @@ def train_loop(
 ) -> LoopResult:
     """Train ``model`` on ``data.train``; evaluate, keep the best weights, checkpoint, resume."""
     objectives = objectives or []
-    sampler = TrainBatchSampler(data.train.lengths, cfg.batch_size, cfg.seed,
-                                cfg.group_by_length, cfg.mega_batch_factor)
+    sampler = TrainBatchSampler(
+        data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
+    )
 
     optimizer = build_optimizer(model, cfg, param_groups)
     batches_per_epoch = len(sampler)
@@ -78,9 +79,17 @@ def train_loop(
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None,
-                             "best_step": None, "bad_evals": 0, "train_seconds": 0.0,
-                             "examples": 0, "evaluations": []}
+    state: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "best": None,
+        "best_step": None,
+        "bad_evals": 0,
+        "train_seconds": 0.0,
+        "examples": 0,
+        "evaluations": [],
+    }
     checkpoint = latest_checkpoint(run.checkpoints) if resume else None
     if checkpoint is not None:
         state.update(load_checkpoint(accelerator, checkpoint))
@@ -102,16 +111,28 @@ def train_loop(
         nonlocal stopped_early
         if data.validation is None or data.validation_examples is None:
             return False
-        outputs = infer(unwrapped, task, data.validation, cfg.eval_batch_size,
-                        data.pad_token_id, accelerator.device, accelerator)
-        scores = task.metrics(outputs, data.validation_examples, tune=True,
-                              encoded=data.validation)
+        outputs = infer(
+            unwrapped,
+            task,
+            data.validation,
+            cfg.eval_batch_size,
+            data.pad_token_id,
+            accelerator.device,
+            accelerator,
+        )
+        scores = task.metrics(outputs, data.validation_examples, tune=True, encoded=data.validation)
         value = float(scores[metric])
         improved = state["best"] is None or (
-            value > state["best"] + _min_delta(cfg) if greater else value < state["best"] - _min_delta(cfg)
+            value > state["best"] + _min_delta(cfg)
+            if greater
+            else value < state["best"] - _min_delta(cfg)
         )
-        record = {"event": "eval", "step": state["step"], "epoch": round(_epoch(state, batches_per_epoch), 3),
-                  **{k: v for k, v in scores.items() if isinstance(v, float)}}
+        record = {
+            "event": "eval",
+            "step": state["step"],
+            "epoch": round(_epoch(state, batches_per_epoch), 3),
+            **{k: v for k, v in scores.items() if isinstance(v, float)},
+        }
         state["evaluations"].append(record)
         if improved:
             state["best"], state["best_step"], state["bad_evals"] = value, state["step"], 0
@@ -121,8 +142,10 @@ def train_loop(
             state["bad_evals"] += 1
         if accelerator.is_main_process:
             run.log(record)
-            progress.note(f"step {state['step']}: {metric} {value:.4f}"
-                          + (" (best)" if improved else ""), {metric: value})
+            progress.note(
+                f"step {state['step']}: {metric} {value:.4f}" + (" (best)" if improved else ""),
+                {metric: value},
+            )
         accelerator.wait_for_everyone()
         if cfg.early_stopping is not None and state["bad_evals"] >= cfg.early_stopping.patience:
             stopped_early = True
@@ -137,12 +160,16 @@ def train_loop(
     done = state["step"] >= total_steps
     while not done:
         sampler.set_epoch(state["epoch"])
-        for indices in sampler.batches()[state["batch_in_epoch"]:]:
+        for indices in sampler.batches()[state["batch_in_epoch"] :]:
             batch, weight = _local_batch(indices, accelerator, task, data)
             position = state["batch_in_epoch"]
-            window = min(cfg.gradient_accumulation,
-                         batches_per_epoch - (position - position % cfg.gradient_accumulation))
-            last_of_window = (position + 1) % cfg.gradient_accumulation == 0 or position + 1 == batches_per_epoch
+            window = min(
+                cfg.gradient_accumulation,
+                batches_per_epoch - (position - position % cfg.gradient_accumulation),
+            )
+            last_of_window = (
+                position + 1
+            ) % cfg.gradient_accumulation == 0 or position + 1 == batches_per_epoch
             sync = accelerator.no_sync(model) if not last_of_window and world > 1 else nullcontext()
             with sync:
                 with accelerator.autocast():
@@ -168,8 +195,14 @@ def train_loop(
             mean_loss = float(window_loss[0] / window_loss[1].clamp(min=1.0))
             progress.step(mean_loss)
             if state["step"] % cfg.log_every == 0 and accelerator.is_main_process:
-                run.log({"event": "train", "step": state["step"], "loss": round(mean_loss, 6),
-                         "lr": scheduler.get_last_lr()[0]})
+                run.log(
+                    {
+                        "event": "train",
+                        "step": state["step"],
+                        "loss": round(mean_loss, 6),
+                        "lr": scheduler.get_last_lr()[0],
+                    }
+                )
             window_loss.zero_()
             end_of_epoch = state["batch_in_epoch"] >= batches_per_epoch
             if end_of_epoch:
@@ -183,9 +216,9 @@ def train_loop(
                 not state["evaluations"] or state["evaluations"][-1]["step"] != state["step"]
             )
             stop = evaluate_now() if (evaluate_due or unevaluated_end) else False
-            checkpoint_due = (cfg.checkpoint_every is not None and state["step"] % cfg.checkpoint_every == 0) or (
-                cfg.checkpoint_every is None and evaluate_due
-            )
+            checkpoint_due = (
+                cfg.checkpoint_every is not None and state["step"] % cfg.checkpoint_every == 0
+            ) or (cfg.checkpoint_every is None and evaluate_due)
             if checkpoint_due and not done and not stop:
                 checkpoint_now()
             if done or stop:
@@ -196,14 +229,19 @@ def train_loop(
     if state["best"] is not None:
         _load_weights(unwrapped, run)
     return LoopResult(
-        steps=state["step"], train_seconds=state["train_seconds"], train_examples=state["examples"],
-        best_metric=state["best"], best_step=state["best_step"], stopped_early=stopped_early,
+        steps=state["step"],
+        train_seconds=state["train_seconds"],
+        train_examples=state["examples"],
+        best_metric=state["best"],
+        best_step=state["best_step"],
+        stopped_early=stopped_early,
         evaluations=state["evaluations"],
     )
 
 
-def _local_batch(indices: list[int], accelerator: Any, task: Task,
-                 data: LoopData) -> tuple[dict[str, torch.Tensor], float]:
+def _local_batch(
+    indices: list[int], accelerator: Any, task: Task, data: LoopData
+) -> tuple[dict[str, torch.Tensor], float]:
     """This process's contiguous share of a global batch, on its device.
 
     Sharding by hand (rather than through a prepared DataLoader) keeps batch order a pure

@@ -27,13 +27,20 @@ def test_ci_subset_minilm_financial_phrasebank_trains(tmp_path: Path) -> None:
     data = _need(SHARED / "financial-phrasebank")
     train = tmp_path / "train.jsonl"
     train.write_text("".join((data / "train.jsonl").read_text().splitlines(True)[:480]))
-    recipe = load_recipe({
-        "task": {"name": "classification"}, "model": {"name": "minilm"},
-        "data": {"train": str(train), "validation": str(data / "dev.jsonl"),
-                 "test": str(data / "test.jsonl"), "cache_dir": str(tmp_path / "cache")},
-        "method": {"name": "freeze", "layers": 1},
-        "train": {"epochs": 1, "lr": 2e-4, "batch_size": 16},
-    })
+    recipe = load_recipe(
+        {
+            "task": {"name": "classification"},
+            "model": {"name": "minilm"},
+            "data": {
+                "train": str(train),
+                "validation": str(data / "dev.jsonl"),
+                "test": str(data / "test.jsonl"),
+                "cache_dir": str(tmp_path / "cache"),
+            },
+            "method": {"name": "freeze", "layers": 1},
+            "train": {"epochs": 1, "lr": 2e-4, "batch_size": 16},
+        }
+    )
     result = api.run(recipe, output_dir=tmp_path / "run")
     assert result.steps == 30
     assert result.test["accuracy"] > 0.6  # above the majority class (0.59) after 30 steps
@@ -62,8 +69,13 @@ def test_smollm2_gguf_loads_for_classification(tmp_path: Path) -> None:
     assert tokenizer.pad_token == "<|im_end|>"
     model = load_model(source, AutoModelForSequenceClassification, num_labels=3)
     model.config.pad_token_id = tokenizer.pad_token_id
-    batch = tokenizer(["a short one", "a somewhat longer sentence here"], padding=True,
-                      return_tensors="pt", max_length=32, truncation=True)
+    batch = tokenizer(
+        ["a short one", "a somewhat longer sentence here"],
+        padding=True,
+        return_tensors="pt",
+        max_length=32,
+        truncation=True,
+    )
     assert model(**batch).logits.shape == (2, 3)
 
 

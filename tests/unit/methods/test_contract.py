@@ -36,20 +36,27 @@ def promised_trainable(cfg: Any, model: torch.nn.Module, before: dict[str, torch
         frozen = 0
         if cfg.embeddings:
             frozen += sum(p.numel() for p in embedding_module(model).parameters())
-        frozen += sum(p.numel() for layer in list(block_list(model))[: cfg.layers]
-                      for p in layer.parameters())
+        frozen += sum(
+            p.numel() for layer in list(block_list(model))[: cfg.layers] for p in layer.parameters()
+        )
         return total - frozen
     # lora: r * (in + out) per adapted Linear (peft's BERT default: query, value) + the head
-    adapted = [m for n, m in model.named_modules()
-               if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in {"query", "value"}]
+    adapted = [
+        m
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in {"query", "value"}
+    ]
     head = sum(p.numel() for n, p in before.items() if n.startswith("classifier"))
     return sum(cfg.r * (m.in_features + m.out_features) for m in adapted) + head
 
 
-def build(tiny: Path, data: dict[str, Path], task: str, method: dict[str, Any],
-          tmp_path: Path) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-    recipe = load_recipe({**recipe_dict(tiny, data, task), "method": method},
-                         ["train.max_steps=6", "train.eval_every=3"])
+def build(
+    tiny: Path, data: dict[str, Path], task: str, method: dict[str, Any], tmp_path: Path
+) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    recipe = load_recipe(
+        {**recipe_dict(tiny, data, task), "method": method},
+        ["train.max_steps=6", "train.eval_every=3"],
+    )
     task_obj, raw = api.prepare_data(recipe)
     source = resolve_source(recipe.model)
     tokenizer = load_tokenizer(source)
@@ -61,9 +68,14 @@ def build(tiny: Path, data: dict[str, Path], task: str, method: dict[str, Any],
 
 @pytest.mark.parametrize("task", ["classification", "token_classification"])
 @pytest.mark.parametrize("method", METHOD_CASES, ids=lambda m: "-".join(str(v) for v in m.values()))
-def test_method_contract(task: str, method: dict[str, Any], tiny_bert: Path,
-                         cls_data: dict[str, Path], ner_data: dict[str, Path],
-                         tmp_path: Path) -> None:
+def test_method_contract(
+    task: str,
+    method: dict[str, Any],
+    tiny_bert: Path,
+    cls_data: dict[str, Path],
+    ner_data: dict[str, Path],
+    tmp_path: Path,
+) -> None:
     data = ner_data if task == "token_classification" else cls_data
     recipe, task_obj, tokenizer, model, parts = build(tiny_bert, data, task, method, tmp_path)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -74,16 +86,26 @@ def test_method_contract(task: str, method: dict[str, Any], tiny_bert: Path,
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
 
     snapshot = {n: p.detach().clone() for n, p in model.named_parameters()}
-    groups = module.param_groups(model, recipe.method, recipe.train.lr) if hasattr(
-        module, "param_groups") else None
+    groups = (
+        module.param_groups(model, recipe.method, recipe.train.lr)
+        if hasattr(module, "param_groups")
+        else None
+    )
     accelerator = api.make_accelerator(recipe.train)
     run = RunFolder(tmp_path / "run")
     run.root.mkdir()
     enc, raw = parts["encoded"], parts["raw"]
-    result = train_loop(accelerator, model, task_obj,
-                        LoopData(enc["train"], tokenizer.pad_token_id, enc["validation"],
-                                 raw.splits["validation"]),
-                        recipe.train, task_obj.default_metric, True, run, groups)
+    result = train_loop(
+        accelerator,
+        model,
+        task_obj,
+        LoopData(enc["train"], tokenizer.pad_token_id, enc["validation"], raw.splits["validation"]),
+        recipe.train,
+        task_obj.default_metric,
+        True,
+        run,
+        groups,
+    )
     assert result.steps == 6
     after = dict(model.named_parameters())
     for name, value in snapshot.items():
@@ -114,12 +136,21 @@ def test_layerwise_lr_decay_groups(tiny_bert: Path) -> None:
     from domaintune.config import FreezeConfig
     from domaintune.methods import freeze
 
-    model = load_model(resolve_source(load_recipe(
-        {"task": {"name": "classification"}, "model": {"name": str(tiny_bert)},
-         "data": {"train": "x.jsonl"}}).model),
-        __import__("transformers").AutoModelForSequenceClassification, num_labels=2)
+    model = load_model(
+        resolve_source(
+            load_recipe(
+                {
+                    "task": {"name": "classification"},
+                    "model": {"name": str(tiny_bert)},
+                    "data": {"train": "x.jsonl"},
+                }
+            ).model
+        ),
+        __import__("transformers").AutoModelForSequenceClassification,
+        num_labels=2,
+    )
     cfg = FreezeConfig(name="freeze", embeddings=False, layerwise_lr_decay=0.5)
     groups = freeze.param_groups(freeze.apply(model, cfg), cfg, 1.0)
     lrs = [g["lr"] for g in groups]
-    assert lrs == sorted(lrs) and lrs[-1] == 1.0 and lrs[0] == pytest.approx(0.5 ** 3)
+    assert lrs == sorted(lrs) and lrs[-1] == 1.0 and lrs[0] == pytest.approx(0.5**3)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))

@@ -22,10 +22,14 @@ def test_l2sp_penalty_and_gradient(tiny_bert: Path) -> None:
             p.add_(0.1)
     loss = objective.loss(model, {}, None)
     assert loss.dim() == 0 and torch.isfinite(loss)
-    expected = 0.5 * 0.5 * sum(p.numel() * 0.01 for n, p in model.named_parameters()
-                               if n in pretrained)
+    expected = (
+        0.5 * 0.5 * sum(p.numel() * 0.01 for n, p in model.named_parameters() if n in pretrained)
+    )
     assert abs(loss.item() - expected) / expected < 1e-3
     loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0
-               for n, p in model.named_parameters() if n in pretrained)
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0
+        for n, p in model.named_parameters()
+        if n in pretrained
+    )
     assert model.classifier.weight.grad is None  # the new head is free

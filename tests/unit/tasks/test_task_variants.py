@@ -1,4 +1,4 @@
-"""Multi-label, regression and decoder (pad = eos, last-token pooling) classification, end to end."""
+"""Multi-label, regression and decoder (pad = eos, last-token pooling) classification."""
 
 from __future__ import annotations
 
@@ -24,21 +24,30 @@ def _write(folder: Path, make: object) -> dict[str, Path]:
     paths = {}
     for split, n, seed in (("train", 96, 0), ("dev", 32, 1), ("test", 32, 2)):
         path = folder / f"{split}.jsonl"
-        path.write_text("".join(json.dumps(make(words)) + "\n"  # type: ignore[operator]
-                                for words in _rows(n, seed)))
+        path.write_text(
+            "".join(
+                json.dumps(make(words)) + "\n"  # type: ignore[operator]
+                for words in _rows(n, seed)
+            )
+        )
         paths[split] = path
     return paths
 
 
 def test_multi_label_with_tuned_threshold(tiny_bert: Path, tmp_path: Path) -> None:
     def make(words: list[str]) -> dict[str, object]:
-        labels = [name for name, cue in (("disease", "cancer"), ("money", "profit"))
-                  if cue in words] or ["none"]
+        labels = [
+            name for name, cue in (("disease", "cancer"), ("money", "profit")) if cue in words
+        ] or ["none"]
         return {"text": " ".join(words), "label": labels}
 
     data = _write(tmp_path / "ml", make)
-    recipe = load_recipe({**recipe_dict(tiny_bert, data, epochs=6, lr=5e-3),
-                          "task": {"name": "classification", "problem": "multi_label"}})
+    recipe = load_recipe(
+        {
+            **recipe_dict(tiny_bert, data, epochs=6, lr=5e-3),
+            "task": {"name": "classification", "problem": "multi_label"},
+        }
+    )
     result = api.run(recipe, output_dir=tmp_path / "run")
     assert 0.05 <= result.test["threshold"] <= 0.95
     assert result.test["f1_micro"] > 0.6 and "subset_accuracy" in result.test
@@ -47,19 +56,27 @@ def test_multi_label_with_tuned_threshold(tiny_bert: Path, tmp_path: Path) -> No
 
 
 def test_regression(tiny_bert: Path, tmp_path: Path) -> None:
-    data = _write(tmp_path / "reg", lambda w: {"text": " ".join(w),
-                                               "label": float(w.count("good") - w.count("bad"))})
-    recipe = load_recipe({**recipe_dict(tiny_bert, data, epochs=8, lr=5e-3),
-                          "task": {"name": "classification", "problem": "regression"}})
+    data = _write(
+        tmp_path / "reg",
+        lambda w: {"text": " ".join(w), "label": float(w.count("good") - w.count("bad"))},
+    )
+    recipe = load_recipe(
+        {
+            **recipe_dict(tiny_bert, data, epochs=8, lr=5e-3),
+            "task": {"name": "classification", "problem": "regression"},
+        }
+    )
     result = api.run(recipe, output_dir=tmp_path / "run")
     assert set(result.test) == {"mse", "mae", "pearson", "spearman"}
     assert np.isfinite(result.test["mse"]) and result.test["pearson"] > 0.3
 
 
-def test_decoder_classification_uses_eos_as_pad(tiny_llama: Path, cls_data: dict[str, Path],
-                                                tmp_path: Path) -> None:
-    recipe = load_recipe({**recipe_dict(tiny_llama, cls_data, epochs=3, lr=3e-3),
-                          "method": {"name": "lora", "r": 4}})
+def test_decoder_classification_uses_eos_as_pad(
+    tiny_llama: Path, cls_data: dict[str, Path], tmp_path: Path
+) -> None:
+    recipe = load_recipe(
+        {**recipe_dict(tiny_llama, cls_data, epochs=3, lr=3e-3), "method": {"name": "lora", "r": 4}}
+    )
     result = api.run(recipe, output_dir=tmp_path / "run")
     loaded = api.load_run(result.run_dir)
     assert loaded.tokenizer.pad_token == "</s>"

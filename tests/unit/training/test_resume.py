@@ -29,12 +29,14 @@ app(sys.argv[2:])
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "domaintune.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "domaintune.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_bert: Path, cls_data: dict[str, Path],
-                                                             tmp_path: Path) -> None:
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
+    tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path
+) -> None:
     recipe = recipe_dict(tiny_bert, cls_data, epochs=3, checkpoint_every=5)
     del recipe["data"]["validation"]  # type: ignore[index]
     recipe["data"]["split"] = {"validation": 0.0}  # type: ignore[index]  # no eval: final = last step
@@ -44,8 +46,12 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_bert: Path, cl
     straight = _cli("train", str(path), "-o", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr
 
-    killed = subprocess.run([sys.executable, "-c", KILLER, "2", "train", str(path), "-o",
-                             str(tmp_path / "resumed")], capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, "2", "train", str(path), "-o", str(tmp_path / "resumed")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -9, killed.stderr  # died by SIGKILL after its 2nd checkpoint
     checkpoints = sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir())
     assert checkpoints == ["step-10"]  # 12 steps an epoch: the kill came mid-epoch

@@ -1,0 +1,75 @@
+"""Training-engine options: accumulation, SGD + cosine, early stopping, precision checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from domaintune import api
+from domaintune.config import load_recipe
+from domaintune.errors import ConfigError
+from tests.conftest import recipe_dict
+
+
+def _final(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "final" / "model.safetensors"))
+
+
+def test_accumulation_equals_the_larger_batch(
+    tiny_bert_no_dropout: Path, cls_data: dict[str, Path], tmp_path: Path
+) -> None:
+    # Without length grouping, batches of 4 are exactly the halves of the batches of 8.
+    common = {"group_by_length": False, "epochs": 1}
+    big = recipe_dict(tiny_bert_no_dropout, cls_data, batch_size=8, **common)
+    small = recipe_dict(
+        tiny_bert_no_dropout, cls_data, batch_size=4, gradient_accumulation=2, **common
+    )
+    a = api.run(load_recipe(big), output_dir=tmp_path / "big")
+    b = api.run(load_recipe(small), output_dir=tmp_path / "small")
+    assert a.steps == b.steps == 12
+    for name, tensor in _final(a.run_dir).items():
+        torch.testing.assert_close(tensor, _final(b.run_dir)[name], atol=2e-6, rtol=1e-5)
+
+
+def test_sgd_with_cosine_schedule_trains(
+    tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path
+) -> None:
+    recipe = recipe_dict(
+        tiny_bert, cls_data, optimizer="sgd", scheduler="cosine", lr=0.05, epochs=2
+    )
+    result = api.run(load_recipe(recipe), output_dir=tmp_path / "run")
+    start = load_file(str(tiny_bert / "model.safetensors"))
+    moved = _final(result.run_dir)["bert.encoder.layer.1.output.dense.weight"]
+    assert (moved - start["encoder.layer.1.output.dense.weight"]).abs().max() > 1e-4
+
+
+def test_early_stopping_stops_when_the_metric_stalls(
+    tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path
+) -> None:
+    # lr ~ 0: the validation metric cannot improve after the first evaluation.
+    recipe = recipe_dict(
+        tiny_bert,
+        cls_data,
+        lr=1e-12,
+        epochs=20,
+        eval_every=2,
+        early_stopping={"patience": 2},
+    )
+    result = api.run(load_recipe(recipe), output_dir=tmp_path / "run")
+    assert result.stopped_early
+    assert result.steps == 6  # evaluations at steps 2 (best), 4 and 6 (two without progress)
+    assert result.best_step == 2
+
+
+def test_bf16_and_fp16_are_refused_without_hardware_support() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="fp16"):
+        api.resolve_precision("fp16")
+    assert api.resolve_precision("auto") == "no"
+    if not api._cpu_has_bf16():
+        with pytest.raises(ConfigError, match=r"train\.precision: 'bf16'.*→"):
+            api.resolve_precision("bf16")
