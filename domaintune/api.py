@@ -386,15 +386,12 @@ def _check_eval_labels(task: Any, raw: RawSplits) -> None:
 
 
 def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[Any], Encoded]:
-    from domaintune.data.clean import clean_text, clean_token
+    from domaintune.data.pipeline import clean_example
     from domaintune.tasks.inference import infer
 
     if loaded.data.clean.normalize:
         for example in examples:
-            if "text" in example:
-                example["text"] = clean_text(example["text"])
-            if "tokens" in example:
-                example["tokens"] = [clean_token(t) for t in example["tokens"]]
+            clean_example(example)
     encoded = loaded.task.encode(examples, loaded.tokenizer, loaded.data.max_length)
     outputs = infer(
         loaded.model, loaded.task, encoded, loaded.eval_batch_size, loaded.tokenizer.pad_token_id

@@ -46,7 +46,7 @@ def load_splits(cfg: DataConfig, kind: Kind) -> RawSplits:
     if cfg.clean.normalize:
         for examples in splits.values():
             for example in examples:
-                _clean_example(example)
+                clean_example(example)
     if cfg.clean.dedupe:
         splits["train"], dropped = dedupe(splits["train"], _example_key)
         stats["duplicates_dropped"] = dropped
@@ -69,7 +69,8 @@ def load_splits(cfg: DataConfig, kind: Kind) -> RawSplits:
     return RawSplits(splits=splits, origins=origins, stats=stats)
 
 
-def _clean_example(example: Example) -> None:
+def clean_example(example: Example) -> None:
+    """Clean an example's text, text pair and tokens in place."""
     if "text" in example:
         example["text"] = clean_text(example["text"])
     if "text_pair" in example:
