@@ -6,6 +6,7 @@ Tests whose name contains ``ci_subset`` are the short subset that CI runs.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ def _need(path: Path) -> Path:
 def test_ci_subset_minilm_financial_phrasebank_trains(tmp_path: Path) -> None:
     data = _need(SHARED / "financial-phrasebank")
     train = tmp_path / "train.jsonl"
-    train.write_text("".join((data / "train.jsonl").read_text().splitlines(True)[:480]))
+    # The file is not shuffled (its first 480 lines are 74% "positive"): take a seeded random sample.
+    lines = (data / "train.jsonl").read_text().splitlines(True)
+    train.write_text("".join(random.Random(0).sample(lines, 480)))
     recipe = load_recipe(
         {
             "task": {"name": "classification"},
@@ -38,12 +41,14 @@ def test_ci_subset_minilm_financial_phrasebank_trains(tmp_path: Path) -> None:
                 "cache_dir": str(tmp_path / "cache"),
             },
             "method": {"name": "freeze", "layers": 1},
-            "train": {"epochs": 1, "lr": 2e-4, "batch_size": 16},
+            "train": {"epochs": 2, "lr": 5e-4, "batch_size": 16},
         }
     )
     result = api.run(recipe, output_dir=tmp_path / "run")
-    assert result.steps == 30
-    assert result.test["accuracy"] > 0.6  # above the majority class (0.59) after 30 steps
+    assert result.steps == 60
+    # Majority class: accuracy 0.59, macro-F1 0.25. Measured here: 0.696 / 0.555 after 60 steps.
+    assert result.test["accuracy"] > 0.65
+    assert result.test["f1_macro"] > 0.45
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
 
 
