@@ -27,7 +27,7 @@ def _need(path: Path) -> Path:
 def test_ci_subset_minilm_financial_phrasebank_trains(tmp_path: Path) -> None:
     data = _need(SHARED / "financial-phrasebank")
     train = tmp_path / "train.jsonl"
-    # The file is not shuffled (its first 480 lines are 74% "positive"): take a seeded random sample.
+    # The file is not shuffled (its first 480 lines are 74% "positive"): sample at random, seeded.
     lines = (data / "train.jsonl").read_text().splitlines(True)
     train.write_text("".join(random.Random(0).sample(lines, 480)))
     recipe = load_recipe(
