@@ -282,7 +282,7 @@ def read_hf_dataset(cfg: DataConfig, kind: Kind) -> dict[str, list[Example]]:
             loaded = datasets.load_from_disk(str(folder))
         else:
             loaded = datasets.load_dataset(cfg.dataset, cfg.subset)
-    except Exception as exc:
+    except Exception as exc:  # the hub and datasets raise many types: report any in one line
         raise DataError(
             f"data.dataset: {cfg.dataset!r}: cannot load ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:120]}) → check the name, the network, or "
