@@ -215,5 +215,13 @@ def recipe_dict(
             "max_length": 64,
             "cache_dir": str(cache) if cache else "none",
         },
-        "train": {"epochs": 2, "lr": 1e-3, "batch_size": 8, "seed": 1, **train},
+        # fp32: results must not depend on whether this CPU has bf16 units (auto would use them).
+        "train": {
+            "epochs": 2,
+            "lr": 1e-3,
+            "batch_size": 8,
+            "seed": 1,
+            "precision": "fp32",
+            **train,
+        },
     }

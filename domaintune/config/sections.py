@@ -170,7 +170,9 @@ class TrainConfig(Section):
     )
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; null disables.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 autocast on a bf16-capable GPU, else fp32."
+        "auto",
+        description="auto: bf16 autocast on a bf16 GPU or a CPU with bf16 units "
+        "(AVX512-BF16/AMX), else fp32.",
     )
     seed: int = Field(42, description="Seed for weights, dropout and batch order.")
     group_by_length: bool = Field(
