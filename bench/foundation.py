@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,15 @@ def model_folder() -> str:
     from domaintune.models.aliases import resolve_alias
 
     return str(resolve_alias("minilm"))
+
+
+def machine() -> str:
+    """The CPU facts that decide our precision: cores and native bf16 units."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    avx = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
+    kind = f"{avx}, {'native bf16' if bf16 else 'no bf16 units'}"
+    return f"{os.cpu_count()}-core CPU ({kind})"
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -105,7 +115,8 @@ def bench_case(name: str, seed: int) -> list[dict[str, object]]:
     shown_ours = "python -m domaintune.cli train " + str(Path(case["recipe"]).relative_to(ROOT))
     command = (
         f"python bench/foundation.py --cases {name}  (ours: {shown_ours}; "
-        f"reference: bench/hf_reference.py --task {case['task']})"
+        f"reference: bench/hf_reference.py --task {case['task']}; {machine()}; "
+        f"ours ran in {ours['train']['precision']})"
     )
     records: list[dict[str, object]] = []
 

@@ -308,6 +308,9 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
                 "best_step": result.best_step,
                 "stopped_early": result.stopped_early,
                 "processes": accelerator.num_processes,
+                "precision": {"no": "fp32"}.get(
+                    accelerator.mixed_precision, accelerator.mixed_precision
+                ),
                 "trainable_parameters": trainable,
                 "total_parameters": sum(p.numel() for p in model.parameters()),
             },
