@@ -13,6 +13,12 @@ class FullConfig(Section):
     """Full fine-tuning: every parameter trains."""
 
     name: Literal["full"] = Field(description="Method name.")
+    layerwise_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Multiply the LR by this factor per layer going down (1.0 = no decay).",
+    )
 
 
 class FreezeConfig(Section):

@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from domaintune.config.methods import FreezeConfig
-from domaintune.methods.layers import block_list, embedding_module
+from domaintune.methods.layers import block_list, embedding_module, layerwise_groups
 
 
 def apply(model: nn.Module, cfg: FreezeConfig) -> nn.Module:
@@ -25,27 +25,8 @@ def apply(model: nn.Module, cfg: FreezeConfig) -> nn.Module:
 
 
 def param_groups(model: nn.Module, cfg: FreezeConfig, lr: float) -> list[dict[str, Any]]:
-    """Build one optimizer group per depth, for layer-wise LR decay.
-
-    The head trains at ``lr``, layer i at ``lr * decay**(L - i)`` and the embeddings at
-    ``lr * decay**(L + 1)``; only trainable parameters are included.
-    """
-    blocks = list(block_list(model))
-    depth: dict[int, int] = {}
-    for i, layer in enumerate(blocks):
-        for param in layer.parameters():
-            depth[id(param)] = i + 1
-    for param in embedding_module(model).parameters():
-        depth[id(param)] = 0
-    top = len(blocks) + 1
-    groups: dict[int, list[nn.Parameter]] = {}
-    for param in model.parameters():
-        if param.requires_grad:
-            groups.setdefault(depth.get(id(param), top), []).append(param)
-    return [
-        {"params": params, "lr": lr * cfg.layerwise_lr_decay ** (top - level)}
-        for level, params in sorted(groups.items())
-    ]
+    """One optimizer group per depth (``methods.layers.layerwise_groups``)."""
+    return layerwise_groups(model, cfg.layerwise_lr_decay, lr)
 
 
 def export(model: nn.Module) -> Any:

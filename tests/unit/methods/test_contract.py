@@ -155,3 +155,19 @@ def test_layerwise_lr_decay_groups(tiny_bert: Path) -> None:
     lrs = [g["lr"] for g in groups]
     assert lrs == sorted(lrs) and lrs[-1] == 1.0 and lrs[0] == pytest.approx(0.5**3)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_full_fine_tuning_with_layerwise_lr_decay(tiny_bert: Path) -> None:
+    from domaintune.config import FullConfig
+    from domaintune.methods import full
+
+    model = __import__("transformers").AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_bert), num_labels=2
+    )
+    assert full.param_groups(model, FullConfig(name="full"), 1.0) is None
+    cfg = FullConfig(name="full", layerwise_lr_decay=0.5)
+    groups = full.param_groups(full.apply(model, cfg), cfg, 1.0)
+    assert groups is not None
+    lrs = [g["lr"] for g in groups]
+    assert lrs == sorted(lrs) and lrs[-1] == 1.0 and lrs[0] == pytest.approx(0.5**3)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
