@@ -122,8 +122,9 @@ def _cpu_has_bf16() -> bool:
 def cpu_fast_path(model: Any, device: Any) -> Iterator[None]:
     """On CPU: reuse freed memory and draw cheaper dropout masks while ``model`` trains.
 
-    Both are measured in docs/architecture.md (Performance notes); neither changes what is
-    computed, and the model is a plain transformers model again on exit.
+    Both are measured in docs/architecture.md (Performance notes); neither changes the model's
+    maths (the masks keep dropout's distribution), and the model is a plain transformers model
+    again on exit.
     """
     if getattr(device, "type", str(device)) != "cpu":
         yield
