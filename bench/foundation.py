@@ -49,12 +49,13 @@ def model_folder() -> str:
 
 
 def machine() -> str:
-    """The CPU facts that decide our precision: cores and native bf16 units."""
+    """The CPU facts that decide our precision: cores, vector width and native bf16 units."""
+    from domaintune.api import cpu_has_bf16
+
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
     avx = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
-    kind = f"{avx}, {'native bf16' if bf16 else 'no bf16 units'}"
-    return f"{os.cpu_count()}-core CPU ({kind})"
+    bf16 = "native bf16" if cpu_has_bf16() else "no bf16 units"
+    return f"{os.cpu_count()}-core CPU ({avx}, {bf16})"
 
 
 def run(cmd: list[str], log: Path) -> float:

@@ -69,8 +69,8 @@ def test_bf16_and_fp16_are_refused_without_hardware_support() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="fp16"):
         api.resolve_precision("fp16")
-    assert api.resolve_precision("auto") == ("bf16" if api._cpu_has_bf16() else "no")
-    if not api._cpu_has_bf16():
+    assert api.resolve_precision("auto") == ("bf16" if api.cpu_has_bf16() else "no")
+    if not api.cpu_has_bf16():
         with pytest.raises(ConfigError, match=r"train\.precision: 'bf16'.*→"):
             api.resolve_precision("bf16")
 
@@ -78,16 +78,16 @@ def test_bf16_and_fp16_are_refused_without_hardware_support() -> None:
 def test_auto_precision_uses_native_cpu_bf16_only(monkeypatch: pytest.MonkeyPatch) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    monkeypatch.setattr(api, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(api, "cpu_has_bf16", lambda: True)
     assert api.resolve_precision("auto") == "bf16"
-    monkeypatch.setattr(api, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(api, "cpu_has_bf16", lambda: False)
     assert api.resolve_precision("auto") == "no"  # emulated bf16 would be ~24x slower
 
 
 def test_bf16_autocast_trains_on_a_cpu_with_bf16_units(
     tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if torch.cuda.is_available() or not api._cpu_has_bf16():
+    if torch.cuda.is_available() or not api.cpu_has_bf16():
         pytest.skip("needs a CPU with AVX512-BF16/AMX and no GPU")
     dtypes: list[torch.dtype] = []
     linear = torch.nn.Linear.forward
@@ -109,7 +109,7 @@ def test_runs_with_different_precisions_in_one_process(
     tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path
 ) -> None:
     # Accelerate's state is process-wide: a second run with another precision must still start.
-    first = "bf16" if torch.cuda.is_available() or api._cpu_has_bf16() else "fp32"
+    first = "bf16" if torch.cuda.is_available() or api.cpu_has_bf16() else "fp32"
     for i, precision in enumerate((first, "fp32", first)):
         recipe = recipe_dict(tiny_bert, cls_data, precision=precision, epochs=1)
         api.run(load_recipe(recipe), output_dir=tmp_path / f"run{i}")
