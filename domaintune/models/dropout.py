@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 ATTENTION_NAME = "domaintune_cpu_dropout"
 _FIELD = 1 << 15  # each 64-bit draw holds four 15-bit uniform fields (torch fills 63 bits)
@@ -77,8 +78,6 @@ def _attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Eager attention with the cheap dropout mask; SDPA when no dropout applies."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if dropout == 0.0 or not module.training:  # SDPA takes the additive mask as it is
         return sdpa_attention_forward(  # type: ignore[no-any-return]
             module, query, key, value, attention_mask, scaling=scaling, dropout=0.0, **kwargs
