@@ -8,10 +8,12 @@ from domaintune.config.sections import (
     ClassificationTaskConfig,
     DataConfig,
     EvalConfig,
+    LanguageModelingTaskConfig,
     ModelConfig,
     TaskConfig,
     TokenClassificationTaskConfig,
     TrainConfig,
+    VocabExpansionConfig,
 )
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "FreezeConfig",
     "FullConfig",
     "L2SPConfig",
+    "LanguageModelingTaskConfig",
     "LoraConfig",
     "MethodConfig",
     "ModelConfig",
@@ -29,6 +32,7 @@ __all__ = [
     "TaskConfig",
     "TokenClassificationTaskConfig",
     "TrainConfig",
+    "VocabExpansionConfig",
     "apply_overrides",
     "dump_recipe",
     "load_recipe",

@@ -19,7 +19,9 @@ from domaintune.config.sections import (
 class Recipe(Section):
     """A complete training recipe: task, model, data, method, objectives, training, evaluation."""
 
-    task: TaskConfig = Field(description="What to learn: classification or token_classification.")
+    task: TaskConfig = Field(
+        description="What to learn: classification, token_classification or language_modeling."
+    )
     model: ModelConfig = Field(
         default_factory=lambda: ModelConfig(), description="Pretrained model."
     )

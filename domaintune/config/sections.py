@@ -48,12 +48,59 @@ class TokenClassificationTaskConfig(Section):
     )
 
 
+class LanguageModelingTaskConfig(Section):
+    """Continued pretraining on raw text (DAPT) or on a task's own text (TAPT).
+
+    Documents are packed: tokenised, concatenated and cut into blocks of ``data.max_length``
+    tokens (separators between documents, no padding).
+    """
+
+    name: Literal["language_modeling"] = Field(description="Task name.")
+    objective: Literal["auto", "mlm", "clm"] = Field(
+        "auto",
+        description="mlm (masked LM, encoders), clm (causal LM, decoders); auto picks by model.",
+    )
+    mask_probability: float = Field(
+        0.15, gt=0.0, lt=1.0, description="mlm: fraction of tokens to predict."
+    )
+    whole_word_masking: bool = Field(
+        False,
+        description="mlm: mask every piece of a chosen word together (Chinese words come from "
+        "jieba word segmentation).",
+    )
+    head_lr_multiplier: float = Field(
+        10.0,
+        ge=1.0,
+        le=1000.0,
+        description="LR multiplier for LM-head parameters the checkpoint lacks (newly "
+        "initialised, e.g. MiniLM's MLM head), so the head catches up with the encoder.",
+    )
+
+
 TaskConfig = Annotated[
-    ClassificationTaskConfig | TokenClassificationTaskConfig, Field(discriminator="name")
+    ClassificationTaskConfig | TokenClassificationTaskConfig | LanguageModelingTaskConfig,
+    Field(discriminator="name"),
 ]
 
 
 # --------------------------------------------------------------------------------------- model
+class VocabExpansionConfig(Section):
+    """Domain vocabulary expansion from the training text."""
+
+    min_count: int = Field(
+        2, ge=1, description="Only add words/characters seen at least this often in train."
+    )
+    max_new: int | None = Field(
+        None, ge=1, description="At most this many new tokens (best-ranked first); null: all."
+    )
+    min_pieces: int = Field(
+        3,
+        ge=2,
+        description="A known-character word is a candidate when the tokenizer cuts it into "
+        "at least this many pieces.",
+    )
+
+
 class ModelConfig(Section):
     """Which pretrained model to start from."""
 
@@ -65,6 +112,11 @@ class ModelConfig(Section):
     )
     init_from: str | None = Field(
         None, description="Start from a previous run's final/ folder instead of 'name'."
+    )
+    expand_vocab: VocabExpansionConfig | None = Field(
+        None,
+        description="Add domain words/characters the tokenizer splits badly or maps to [UNK] "
+        "(found in the training text); null keeps the vocabulary.",
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(False, description="Allow custom code from the hub.")
@@ -104,6 +156,11 @@ class DataConfig(Section):
         None, description="Validation file (split from train if absent)."
     )
     test: str | None = Field(None, description="Test file (split from train if absent).")
+    reference_text: str | None = Field(
+        None,
+        description="General-domain text file (.txt, one document per line) for the "
+        "forgetting measure: LM perplexity on it before and after training.",
+    )
     dataset: str | None = Field(
         None, description="format hf only: a hub dataset name or a save_to_disk folder."
     )

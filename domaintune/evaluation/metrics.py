@@ -121,7 +121,7 @@ def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, An
     }
 
 
-LOWER_IS_BETTER = {"mse", "mae", "loss"}
+LOWER_IS_BETTER = {"mse", "mae", "loss", "perplexity"}
 
 
 def greater_is_better(metric: str) -> bool:
