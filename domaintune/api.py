@@ -20,7 +20,9 @@ from domaintune.data.encode import Encoded, cached_encode, default_cache_dir, fi
 from domaintune.data.pipeline import RawSplits, load_splits
 from domaintune.data.readers import Example, read_split
 from domaintune.errors import ConfigError
+from domaintune.models.load import quiet_libraries
 from domaintune.runs import RunFolder, check_run_folder, open_run_folder, prepare_run_folder
+from domaintune.training.precision import cpu_has_bf16
 
 RUN_FILE = "domaintune.json"
 
@@ -44,14 +46,6 @@ def default_output_dir(recipe_path: str | Path | None) -> Path:
     """``runs/<recipe file stem>`` (or ``runs/run`` for recipes built in Python)."""
     stem = Path(recipe_path).stem if recipe_path else "run"
     return Path("runs") / stem
-
-
-def quiet_libraries() -> None:
-    """Silence transformers' load reports and progress bars; our own progress bar reports."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:
@@ -104,15 +98,6 @@ def resolve_precision(precision: str) -> str:
     if precision == "fp16" and not cuda:
         raise ConfigError("train.precision: 'fp16': fp16 needs a CUDA GPU → use fp32 or auto")
     return precision
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bf16 units (AVX512-BF16 or AMX), from /proc/cpuinfo."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @contextmanager
@@ -206,29 +191,46 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     from accelerate.utils import set_seed
 
     from domaintune.methods import METHODS
-    from domaintune.models.load import load_model, load_tokenizer, resolve_source
+    from domaintune.models.load import load_model, load_tokenizer, model_type, resolve_source
     from domaintune.objectives import OBJECTIVES
     from domaintune.tasks.inference import infer
     from domaintune.training.loop import LoopData, train_loop
+    from domaintune.training.optim import boost_parameters
 
     set_seed(recipe.train.seed)
     task, raw = prepare_data(recipe)
     source = resolve_source(recipe.model)
     tokenizer = load_tokenizer(source)
+    vocab_report: dict[str, Any] | None = None
+    if recipe.model.expand_vocab is not None:
+        base_tokenizer = tokenizer
+        tokenizer, added, vocab_report = expand_tokenizer(
+            tokenizer,
+            [e["text"] for e in raw.splits["train"] if "text" in e]
+            or [" ".join(e["tokens"]) for e in raw.splits["train"]],
+            recipe.model.expand_vocab,
+        )
+    task.bind(model_type(source), tokenizer)
     tok_id = tokenizer_identity(tokenizer)
     encoded = {
         name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
         for name, examples in raw.splits.items()
     }
+    reference = _reference_split(recipe.data, task, tokenizer, tok_id)
     set_seed(recipe.train.seed)
     model, info = load_model(
         source, task.auto_class(), output_loading_info=True, **task.model_kwargs()
     )
     model.config.pad_token_id = tokenizer.pad_token_id
+    if vocab_report is not None:
+        from domaintune.models.vocab import init_new_embeddings
+
+        vocab_report["init"] = init_new_embeddings(model, base_tokenizer, tokenizer, added)
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     fresh = set(info.get("missing_keys", []))
     pretrained = {n for n, _ in model.named_parameters()} - fresh
+    fresh_params = [p for n, p in model.named_parameters() if n in fresh]
     method = METHODS[recipe.method.name]
     model = method.apply(model, recipe.method)
     groups = (
@@ -236,6 +238,9 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         if hasattr(method, "param_groups")
         else None
     )
+    multiplier = getattr(recipe.task, "head_lr_multiplier", 1.0)
+    if fresh_params and multiplier != 1.0:
+        groups = boost_parameters(model, groups, fresh_params, multiplier, recipe.train.lr)
     objectives = [OBJECTIVES[o.name](o) for o in recipe.objectives]
     for objective in objectives:
         objective.setup(model, pretrained)
@@ -249,10 +254,21 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
 
         greater = greater_is_better(metric)
     validation = encoded.get("validation") if raw.splits.get("validation") else None
+    trained = task.wrap(model)
+
+    def lm_scores() -> dict[str, Any]:
+        """Perplexity on the held-out domain text and the general reference text."""
+        out = {}
+        for name, data in (("in_domain", encoded.get("test")), ("general", reference)):
+            if data is not None and len(data):
+                out[name] = _perplexity(trained, task, data, recipe.train, tokenizer, accelerator)
+        return out
+
+    before = lm_scores() if task.kind == "lm" and not resume else None
     with cpu_fast_path(model, accelerator.device):
         result = train_loop(
             accelerator,
-            model,
+            trained,
             task,
             LoopData(
                 encoded["train"], tokenizer.pad_token_id, validation, raw.splits.get("validation")
@@ -266,11 +282,12 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             resume,
         )
     final_model = method.export(accelerator.unwrap_model(model))
+    final_module = task.wrap(final_model)
     scores: dict[str, dict[str, Any]] = {}
     for split in ("validation", "test"):
         if split in encoded and raw.splits[split]:
             outputs = infer(
-                final_model,
+                final_module,
                 task,
                 encoded[split],
                 recipe.train.eval_batch_size,
@@ -281,6 +298,10 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             scores[split] = task.metrics(
                 outputs, raw.splits[split], tune=split == "validation", encoded=encoded[split]
             )
+    forgetting = None
+    if task.kind == "lm":
+        trained = final_module
+        forgetting = _forgetting(before, lm_scores(), recipe.data)
     rate = result.train_examples / result.train_seconds if result.train_seconds else 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if accelerator.is_main_process:
@@ -294,7 +315,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         }
         (run_folder.final / RUN_FILE).write_text(json.dumps(run_state, indent=1), encoding="utf-8")
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        results = {
+        results: dict[str, Any] = {
             "metric": metric,
             "test": scores.get("test", {}),
             "validation": scores.get("validation", {}),
@@ -319,6 +340,16 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             else recipe.model.init_from,
             "evaluations": result.evaluations,
         }
+        if task.kind == "lm":
+            tokens = sum(encoded["train"].lengths)
+            epochs = result.train_examples / max(1, len(encoded["train"]))
+            results["train"]["tokens_per_second"] = round(
+                tokens * epochs / result.train_seconds if result.train_seconds else 0.0, 1
+            )
+            results["train"]["objective"] = task.state()["objective"]
+            results["forgetting"] = forgetting
+        if vocab_report is not None:
+            results["vocabulary"] = vocab_report
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )
@@ -336,6 +367,78 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     )
 
 
+def expand_tokenizer(
+    tokenizer: Any, texts: list[str], cfg: Any
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """Add the training text's badly split words and [UNK] characters to the tokenizer."""
+    from domaintune.models.vocab import add_domain_tokens, find_domain_tokens, tokenization_stats
+
+    before = tokenization_stats(tokenizer, texts)
+    candidates = find_domain_tokens(
+        tokenizer, texts, min_count=cfg.min_count, max_new=cfg.max_new, min_pieces=cfg.min_pieces
+    )
+    expanded, added = add_domain_tokens(tokenizer, candidates)
+    after = tokenization_stats(expanded, texts)
+    report = {"added": len(added), "examples": added[:30], "before": before, "after": after}
+    return expanded, added, report
+
+
+def _reference_split(data: DataConfig, task: Any, tokenizer: Any, tok_id: str) -> Encoded | None:
+    """The general reference text, packed like the training text (at most 100k tokens)."""
+    if data.reference_text is None or task.kind != "lm":
+        return None
+    from domaintune.data.pipeline import clean_example
+
+    examples = read_split(data.reference_text, data.model_copy(update={"format": "auto"}), "lm")
+    if data.clean.normalize:
+        for example in examples:
+            clean_example(example)
+    task.fit_labels(RawSplits({"train": examples}, {}))
+    encoded = encode_split(task, examples, tokenizer, tok_id, data)
+    keep = max(1, REFERENCE_TOKENS // max(1, data.max_length))
+    return encoded.subset(list(range(min(keep, len(encoded)))))
+
+
+REFERENCE_TOKENS = 100_000
+
+
+def _perplexity(
+    module: Any, task: Any, data: Encoded, cfg: TrainConfig, tokenizer: Any, accelerator: Any
+) -> float:
+    from domaintune.tasks.inference import infer
+
+    outputs = infer(
+        module,
+        task,
+        data,
+        cfg.eval_batch_size,
+        tokenizer.pad_token_id,
+        accelerator.device,
+        accelerator,
+    )
+    return round(float(task.metrics(outputs, [])["perplexity"]), 4)
+
+
+def _forgetting(
+    before: dict[str, float] | None, after: dict[str, float], data: DataConfig
+) -> dict[str, Any]:
+    """Perplexities before and after training, on domain and general text."""
+    out: dict[str, Any] = {}
+    for name, value in after.items():
+        entry: dict[str, Any] = {"after": value}
+        if before is not None and name in before:
+            entry["before"] = before[name]
+            entry["change"] = round(value / before[name], 4) if before[name] else None
+        out[name] = entry
+    if "in_domain" in out:
+        out["in_domain"]["text"] = "test split"
+    if "general" in out:
+        out["general"]["text"] = data.reference_text
+    else:
+        out["note"] = "no general text: set data.reference_text to measure forgetting"
+    return out
+
+
 # ------------------------------------------------------------------------- finished runs
 @dataclass
 class LoadedRun:
@@ -351,22 +454,21 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load the final model of a run folder."""
-    from domaintune.config import ClassificationTaskConfig, TokenClassificationTaskConfig
+    from pydantic import TypeAdapter
+
+    from domaintune.config.sections import TaskConfig
     from domaintune.models.load import ModelSource, load_model, load_tokenizer
     from domaintune.tasks import build_task
 
     quiet_libraries()
     run_folder = open_run_folder(Path(run_dir))
     saved = json.loads((run_folder.final / RUN_FILE).read_text(encoding="utf-8"))
-    task_cfg: Any = (
-        TokenClassificationTaskConfig
-        if saved["task"]["name"] == "token_classification"
-        else ClassificationTaskConfig
-    ).model_validate(saved["task"])
+    task_cfg: Any = TypeAdapter(TaskConfig).validate_python(saved["task"])
     task = build_task(task_cfg, saved["state"])
     source = ModelSource(str(run_folder.final), True)
     tokenizer = load_tokenizer(source)
     model = load_model(source, task.auto_class())
+    task.bind(model.config.model_type, tokenizer)
     model.eval()
     return LoadedRun(
         run_folder,
@@ -425,7 +527,11 @@ def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[An
             clean_example(example)
     encoded = loaded.task.encode(examples, loaded.tokenizer, loaded.data.max_length)
     outputs = infer(
-        loaded.model, loaded.task, encoded, loaded.eval_batch_size, loaded.tokenizer.pad_token_id
+        loaded.task.wrap(loaded.model),
+        loaded.task,
+        encoded,
+        loaded.eval_batch_size,
+        loaded.tokenizer.pad_token_id,
     )
     return outputs, encoded
 

@@ -1,6 +1,8 @@
 """Readers for CSV, JSONL, TXT, CoNLL and Hugging Face datasets into plain example dicts.
 
 Text examples are ``{"text", "text_pair"?, "label"?}``; token examples are ``{"tokens", "tags"?}``.
+Language-modelling data (kind ``lm``) is read without labels from any format (TAPT reads a
+task's own training file).
 Every reader reports problems as one line naming the file, the line and the fix.
 """
 
@@ -15,7 +17,7 @@ from typing import Any, Literal
 from domaintune.config.sections import DataConfig
 from domaintune.errors import DataError
 
-Kind = Literal["text", "tokens"]
+Kind = Literal["text", "tokens", "lm"]
 Example = dict[str, Any]
 
 BUILTIN_PREFIX = "builtin:"
@@ -74,7 +76,7 @@ def read_split(spec: str, cfg: DataConfig, kind: Kind, need_labels: bool = True)
     fmt = cfg.format if cfg.format != "auto" else detect_format(path)
     from domaintune.data import READERS
 
-    return READERS[fmt](path, cfg, kind, need_labels)
+    return READERS[fmt](path, cfg, kind, need_labels and kind != "lm")
 
 
 def _text_example(row: dict[str, Any], cfg: DataConfig, where: str, need_labels: bool) -> Example:
@@ -294,7 +296,7 @@ def read_hf_dataset(cfg: DataConfig, kind: Kind) -> dict[str, list[Example]]:
     for ours, theirs in cfg.splits.items():
         if theirs in loaded:
             splits[ours] = rows_from_dataset(
-                loaded[theirs], cfg, kind, True, f"{cfg.dataset}[{theirs}]"
+                loaded[theirs], cfg, kind, kind != "lm", f"{cfg.dataset}[{theirs}]"
             )
     if "train" not in splits:
         raise DataError(

@@ -25,6 +25,14 @@ class ModelSource:
     trust_remote_code: bool = False
 
 
+def quiet_libraries() -> None:
+    """Silence transformers' load reports and progress bars; our own progress bar reports."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def resolve_source(cfg: ModelConfig) -> ModelSource:
     """Resolve ``model.init_from`` or ``model.name`` to a loadable folder or hub id.
 
@@ -140,6 +148,22 @@ def load_tokenizer(source: ModelSource) -> Any:
             )
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def model_type(source: ModelSource) -> str:
+    """The ``model_type`` of the source's config (e.g. ``bert``, ``llama``)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(
+            source.path, revision=source.revision, trust_remote_code=source.trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"model: {source.path!r}: cannot read its config ({str(exc).splitlines()[0][:150]}) "
+            "→ check the name, the network, or use a local folder"
+        ) from None
+    return str(config.model_type)
 
 
 def load_model(source: ModelSource, auto_class: Any, **kwargs: Any) -> Any:

@@ -1,14 +1,16 @@
-"""Tasks: everything that differs between classification and token classification."""
+"""Tasks: everything that differs between classification, tagging and language modelling."""
 
 from typing import Any
 
 from domaintune.tasks.classification import ClassificationTask
+from domaintune.tasks.language_modeling import LanguageModelingTask
 from domaintune.tasks.protocol import Task
 from domaintune.tasks.token_classification import TokenClassificationTask
 
 TASKS: dict[str, Any] = {
     "classification": ClassificationTask,
     "token_classification": TokenClassificationTask,
+    "language_modeling": LanguageModelingTask,
 }
 
 

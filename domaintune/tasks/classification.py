@@ -100,6 +100,13 @@ class ClassificationTask:
         }
 
     # -------------------------------------------------------------------------- encoding
+    def bind(self, model_type: str, tokenizer: Any) -> None:
+        """Nothing to learn from the model or tokenizer."""
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model itself: its own forward gives the logits this task needs."""
+        return model
+
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
         """Tokenise texts (and pairs) in one fast-tokenizer call; attach label arrays."""
         texts = [e["text"] for e in examples]
@@ -132,7 +139,7 @@ class ClassificationTask:
         return np.asarray([index[str(label)]], dtype=np.int64)
 
     def collate(
-        self, features: dict[str, list[np.ndarray]], pad_token_id: int
+        self, features: dict[str, list[np.ndarray]], pad_token_id: int, training: bool = False
     ) -> dict[str, torch.Tensor]:
         """Pad inputs; stack labels to (B,) ids, (B, L) multi-hot or (B,) scores."""
         batch = pad_inputs(features, pad_token_id)

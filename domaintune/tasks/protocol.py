@@ -30,13 +30,23 @@ class Task(Protocol):
     def model_kwargs(self) -> dict[str, Any]:
         """Extra ``from_pretrained`` arguments (num_labels, id2label, ...)."""
 
+    def bind(self, model_type: str, tokenizer: Any) -> None:
+        """Learn what the task needs from the model type and tokenizer (before encoding)."""
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the loop trains and evaluates (the model itself for most tasks)."""
+
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
         """Tokenise examples (with labels when they have them)."""
 
     def collate(
-        self, features: dict[str, list[np.ndarray]], pad_token_id: int
+        self, features: dict[str, list[np.ndarray]], pad_token_id: int, training: bool = False
     ) -> dict[str, torch.Tensor]:
-        """Pad a list of encoded examples into model inputs plus ``labels``."""
+        """Pad a list of encoded examples into model inputs plus ``labels``.
+
+        ``training`` is True for training batches (tasks that draw random masks draw them
+        then; evaluation batches are deterministic).
+        """
 
     def loss(
         self, logits: torch.Tensor, batch: dict[str, torch.Tensor]

@@ -79,6 +79,13 @@ class TokenClassificationTask:
             "label2id": {label: i for i, label in enumerate(self.labels)},
         }
 
+    def bind(self, model_type: str, tokenizer: Any) -> None:
+        """Nothing to learn from the model or tokenizer."""
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model itself: its own forward gives the logits this task needs."""
+        return model
+
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
         """Tokenise pre-split words (or raw text) and align tags to first sub-words."""
         if examples and "tokens" not in examples[0]:
@@ -125,7 +132,7 @@ class TokenClassificationTask:
         return Encoded(features)
 
     def collate(
-        self, features: dict[str, list[np.ndarray]], pad_token_id: int
+        self, features: dict[str, list[np.ndarray]], pad_token_id: int, training: bool = False
     ) -> dict[str, torch.Tensor]:
         """Pad inputs and tag ids (-100 on padding)."""
         batch = pad_inputs(features, pad_token_id)

@@ -255,7 +255,7 @@ def _local_batch(
     weight = 1.0
     if not local:
         local, weight = indices[:1], 0.0
-    batch = task.collate(data.train.subset(local).features, data.pad_token_id)
+    batch = task.collate(data.train.subset(local).features, data.pad_token_id, training=True)
     return {k: v.to(accelerator.device) for k, v in batch.items()}, weight
 
 

@@ -47,6 +47,28 @@ def build_optimizer(
     return torch.optim.AdamW(split, lr=cfg.lr, fused=fused or None)
 
 
+def boost_parameters(
+    model: nn.Module,
+    groups: list[dict[str, Any]] | None,
+    params: list[nn.Parameter],
+    factor: float,
+    lr: float,
+) -> list[dict[str, Any]]:
+    """Move ``params`` (e.g. a newly initialised head) into a group at ``factor`` × its LR."""
+    if groups is None:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    boosted = {id(p) for p in params if p.requires_grad}
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        keep = [p for p in group["params"] if id(p) not in boosted]
+        moved = [p for p in group["params"] if id(p) in boosted]
+        if keep:
+            out.append({**group, "params": keep})
+        if moved:
+            out.append({**group, "params": moved, "lr": group["lr"] * factor})
+    return out
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
     """Transformers' schedule named by ``cfg.scheduler`` with linear warm-up."""
     from transformers import get_scheduler
