@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import time
@@ -55,7 +56,7 @@ def main() -> None:
     )
 
     def group_texts(examples: dict[str, list[list[int]]]) -> dict[str, list[list[int]]]:
-        concatenated = {k: sum(examples[k], []) for k in examples}
+        concatenated = {k: list(itertools.chain.from_iterable(examples[k])) for k in examples}
         total = len(concatenated["input_ids"]) // args.block_size * args.block_size
         return {
             k: [t[i : i + args.block_size] for i in range(0, total, args.block_size)]
