@@ -187,6 +187,70 @@ def run(
     return _train(recipe, run_folder, accelerator, resume)
 
 
+def run_pipeline(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, RunResult]:
+    """Run a pipeline's stages in order (e.g. DAPT → fine-tune), each into ``<output>/<stage>``.
+
+    ``model.init_from: stage:<name>`` starts a stage from an earlier stage's final model. With
+    ``resume``, finished stages are kept and an interrupted one continues from its checkpoint.
+    A summary of every stage's test metrics (and forgetting) is written to ``pipeline.json``.
+    """
+    from domaintune.config.pipeline import STAGE_PREFIX, load_pipeline
+
+    pipeline, recipes = load_pipeline(path, overrides)
+    folder = Path(output_dir or pipeline.output_dir or default_output_dir(path))
+    if folder.exists() and not (resume or overwrite) and any(folder.iterdir()):
+        from domaintune.errors import RunError
+
+        raise RunError(
+            f"{folder}: pipeline folder exists → pass --resume to continue it, --overwrite "
+            "to replace it, or -o another folder"
+        )
+    results: dict[str, RunResult] = {}
+    summary: dict[str, Any] = {"pipeline": str(path), "stages": {}}
+    for stage, recipe in zip(pipeline.stages, recipes, strict=True):
+        source = recipe.model.init_from or ""
+        if source.startswith(STAGE_PREFIX):
+            earlier = folder / source[len(STAGE_PREFIX) :]
+            recipe = recipe.model_copy(
+                update={"model": recipe.model.model_copy(update={"init_from": str(earlier)})}
+            )
+        target = folder / stage.name
+        if resume and (target / "results.json").is_file():
+            done = json.loads((target / "results.json").read_text(encoding="utf-8"))
+            summary["stages"][stage.name] = _stage_summary(target, done)
+            continue
+        results[stage.name] = run(
+            recipe,
+            output_dir=target,
+            resume=resume and target.exists(),
+            overwrite=overwrite,
+        )
+        done = json.loads((target / "results.json").read_text(encoding="utf-8"))
+        summary["stages"][stage.name] = _stage_summary(target, done)
+    (folder / "pipeline.json").write_text(
+        json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
+    return results
+
+
+def _stage_summary(target: Path, results: dict[str, Any]) -> dict[str, Any]:
+    keep = ("metric", "test", "forgetting", "vocabulary", "model")
+    test = {k: v for k, v in results.get("test", {}).items() if isinstance(v, (int, float))}
+    return {
+        "run_dir": str(target),
+        **{k: results[k] for k in keep if k in results and k != "test"},
+        "test": test,
+        "train_seconds": results.get("train", {}).get("seconds"),
+    }
+
+
 def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool) -> RunResult:
     from accelerate.utils import set_seed
 
@@ -281,6 +345,8 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             objectives,
             resume,
         )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total_params = sum(p.numel() for p in model.parameters())
     final_model = method.export(accelerator.unwrap_model(model))
     final_module = task.wrap(final_model)
     scores: dict[str, dict[str, Any]] = {}
@@ -314,7 +380,6 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             "eval_batch_size": recipe.train.eval_batch_size,
         }
         (run_folder.final / RUN_FILE).write_text(json.dumps(run_state, indent=1), encoding="utf-8")
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         results: dict[str, Any] = {
             "metric": metric,
             "test": scores.get("test", {}),
@@ -331,7 +396,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
                     accelerator.mixed_precision, accelerator.mixed_precision
                 ),
                 "trainable_parameters": trainable,
-                "total_parameters": sum(p.numel() for p in model.parameters()),
+                "total_parameters": total_params,
             },
             "peak_rss_mib": round(peak, 1),
             "data": {**raw.stats, "origins": raw.origins, "labels": task.state().get("labels")},
@@ -384,7 +449,7 @@ def expand_tokenizer(
 
 
 def _reference_split(data: DataConfig, task: Any, tokenizer: Any, tok_id: str) -> Encoded | None:
-    """The general reference text, packed like the training text (at most 100k tokens)."""
+    """The general reference text, packed like the training text (at most REFERENCE_TOKENS tokens)."""
     if data.reference_text is None or task.kind != "lm":
         return None
     from domaintune.data.pipeline import clean_example
@@ -399,7 +464,7 @@ def _reference_split(data: DataConfig, task: Any, tokenizer: Any, tok_id: str) -
     return encoded.subset(list(range(min(keep, len(encoded)))))
 
 
-REFERENCE_TOKENS = 100_000
+REFERENCE_TOKENS = 50_000
 
 
 def _perplexity(

@@ -41,12 +41,17 @@ def train(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
     processes: Annotated[int | None, typer.Option(help="Data-parallel processes (DDP).")] = None,
 ) -> None:
-    """Train, evaluate and export a recipe into a run folder."""
+    """Train, evaluate and export a recipe (or each stage of a pipeline) into a run folder."""
     from domaintune.config import load_recipe
     from domaintune.runs import check_run_folder
 
     try:
         extra = list(overrides or [])
+        from domaintune.config.pipeline import is_pipeline
+
+        if recipe.is_file() and is_pipeline(recipe):
+            _train_pipeline(recipe, extra, output, resume, overwrite)
+            return
         if processes is not None:
             extra.append(f"train.processes={processes}")
         cfg = load_recipe(recipe, extra)
@@ -76,6 +81,17 @@ def train(
         _print_result(result.test, result.run_dir, result.train_seconds)
 
 
+def _train_pipeline(
+    recipe: Path, extra: list[str], output: Path | None, resume: bool, overwrite: bool
+) -> None:
+    from domaintune.api import run_pipeline
+
+    results = run_pipeline(recipe, extra, output_dir=output, resume=resume, overwrite=overwrite)
+    for name, result in results.items():
+        typer.echo(f"stage {name}:")
+        _print_result(result.test, result.run_dir, result.train_seconds)
+
+
 def _print_result(test: dict[str, object], run_dir: Path, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -98,8 +114,13 @@ def validate(
 ) -> None:
     """Check a recipe and report every problem at once (does not import torch)."""
     from domaintune.config import load_recipe
+    from domaintune.config.pipeline import is_pipeline, load_pipeline
 
     try:
+        if recipe.is_file() and is_pipeline(recipe):
+            pipeline, _ = load_pipeline(recipe, list(overrides or []))
+            typer.echo(f"{recipe}: ok ({len(pipeline.stages)} stages)")
+            return
         load_recipe(recipe, list(overrides or []))
     except DomaintuneError as error:
         _fail(error)

@@ -190,7 +190,7 @@ class LanguageModelingTask:
         """Per block: ``[summed cross-entropy, number of targets]``."""
         rows = batch["input_ids"].shape[0]
         width = batch["input_ids"].shape[1]
-        losses = F.cross_entropy(logits.float(), batch["labels"], reduction="none")  # (N,)
+        losses = F.cross_entropy(logits.detach().float(), batch["labels"], reduction="none")  # (N,)
         block = torch.div(batch["target_positions"], width, rounding_mode="floor")  # (N,)
         sums = torch.zeros(rows, dtype=torch.float64, device=losses.device)
         counts = torch.zeros(rows, dtype=torch.float64, device=losses.device)
