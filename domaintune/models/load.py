@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ def quiet_libraries() -> None:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    # Accelerate warns on every checkpoint of a model with tied weights (BERT's MLM decoder)
+    # that it saved the shared tensor once: expected, and reloading restores the tie.
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
 def resolve_source(cfg: ModelConfig) -> ModelSource:

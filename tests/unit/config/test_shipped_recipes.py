@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import domaintune
-from domaintune.config import load_recipe
+from domaintune.config import Recipe, load_recipe
+from domaintune.config.pipeline import is_pipeline, load_pipeline
 from domaintune.data.readers import BUILTIN_PREFIX, resolve_path
 
 RECIPE_DIR = Path(domaintune.__file__).parent / "recipes"
@@ -18,16 +19,22 @@ def test_at_least_one_recipe_is_shipped() -> None:
     assert RECIPES, f"no recipes in {RECIPE_DIR}"
 
 
+def _recipes(path: Path) -> list[Recipe]:
+    """The recipe, or every stage recipe of a pipeline."""
+    return load_pipeline(path)[1] if is_pipeline(path) else [load_recipe(path)]
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_shipped_recipe_validates(path: Path) -> None:
-    recipe = load_recipe(path)
-    assert recipe.task.name
-    assert recipe.data.train or recipe.data.dataset
+    for recipe in _recipes(path):
+        assert recipe.task.name
+        assert recipe.data.train or recipe.data.dataset
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_shipped_recipe_builtin_data_exists(path: Path) -> None:
-    data = load_recipe(path).data
-    for spec in (data.train, data.validation, data.test):
-        if spec is not None and spec.startswith(BUILTIN_PREFIX):
-            assert resolve_path(spec).is_file(), spec
+    for recipe in _recipes(path):
+        data = recipe.data
+        for spec in (data.train, data.validation, data.test, data.reference_text):
+            if spec is not None and spec.startswith(BUILTIN_PREFIX):
+                assert resolve_path(spec).is_file(), spec
