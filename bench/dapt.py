@@ -145,7 +145,7 @@ def case_mlm(seed: int) -> list[dict[str, Any]]:
     ref_ppl = perplexities(ref["model_dir"])
     command = (
         f"python bench/dapt.py --cases mlm (ours: domaintune train "
-        f"bench/recipes/dapt-pubmed-minilm.yaml, 2 epochs; reference: bench/hf_mlm_reference.py, "
+        f"bench/recipes/dapt-pubmed-minilm.yaml, 3 epochs; reference: bench/hf_mlm_reference.py, "
         f"1 epoch, lr 5e-5, batch 32, 128-token blocks, fp32; {machine()}; ours ran in "
         f"{ours['train']['precision']}; perplexity: domaintune.evaluation.perplexity, 15% "
         f"content-seeded masks, pubmed test.txt all, WikiText-2 test first 50k tokens)"
