@@ -10,13 +10,26 @@ from typing import Any
 
 from domaintune.config import Recipe, load_recipe
 
-__all__ = ["Recipe", "RunResult", "evaluate", "load_recipe", "predict", "run"]
+__all__ = [
+    "Recipe",
+    "RunResult",
+    "evaluate",
+    "load_recipe",
+    "predict",
+    "run",
+    "run_pipeline",
+    "text_perplexity",
+]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"run", "evaluate", "predict", "RunResult", "load_run"}:
+    if name in {"run", "run_pipeline", "evaluate", "predict", "RunResult", "load_run"}:
         from domaintune import api
 
         return getattr(api, name)
+    if name == "text_perplexity":
+        from domaintune.evaluation.perplexity import text_perplexity
+
+        return text_perplexity
     raise AttributeError(f"module 'domaintune' has no attribute {name!r}")

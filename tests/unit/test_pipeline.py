@@ -47,7 +47,11 @@ def _pipeline(tmp_path: Path, model: Path, ner: dict[str, Path], **lm_model: obj
             {
                 "stages": [
                     {"name": "tapt", "recipe": lm},
-                    {"name": "ner", "recipe": "ner.yaml", "overrides": ["model.init_from=stage:tapt"]},
+                    {
+                        "name": "ner",
+                        "recipe": "ner.yaml",
+                        "overrides": ["model.init_from=stage:tapt"],
+                    },
                 ]
             }
         )
@@ -142,3 +146,69 @@ def test_pipeline_refuses_an_existing_folder(
     with pytest.raises(RunError, match="--resume"):
         run_pipeline(path, output_dir=tmp_path / "out")
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_expanded_vocabulary_survives_the_chain(tmp_path: Path, tiny_bert: Path) -> None:
+    """TAPT with vocabulary expansion → classification: tokenizer, embeddings and head agree."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from domaintune.api import run_pipeline
+
+    rows = []
+    for i in range(40):
+        good = i % 2 == 0
+        text = ("酒店 很 好 干净 " if good else "房间 太 差 吵闹 ") + "the patient"
+        rows.append({"text": text, "label": "pos" if good else "neg"})
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = {s: str(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    train = {"epochs": 1, "lr": 1e-3, "batch_size": 8, "precision": "fp32"}
+    chain = {
+        "stages": [
+            {
+                "name": "tapt",
+                "recipe": {
+                    "task": {"name": "language_modeling", "whole_word_masking": True},
+                    "model": {"name": str(tiny_bert), "expand_vocab": {"min_count": 2}},
+                    "data": {
+                        "train": files["train"],
+                        "test": files["test"],
+                        "max_length": 16,
+                        "cache_dir": "none",
+                        "split": {"validation": 0.0},
+                    },
+                    "train": train,
+                },
+            },
+            {
+                "name": "cls",
+                "recipe": {
+                    "task": {"name": "classification"},
+                    "model": {"init_from": "stage:tapt"},
+                    "data": {
+                        "train": files["train"],
+                        "validation": files["dev"],
+                        "test": files["test"],
+                        "max_length": 16,
+                        "cache_dir": "none",
+                    },
+                    "train": train,
+                },
+            },
+        ]
+    }
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(chain, allow_unicode=True))
+    run_pipeline(path, output_dir=tmp_path / "out")
+    tapt = json.loads((tmp_path / "out" / "tapt" / "results.json").read_text())
+    vocab = tapt["vocabulary"]
+    assert vocab["added"] >= 8  # 酒 店 很 好 干 净 房 间 太 差 吵 闹 are not in the tiny vocabulary
+    assert vocab["before"]["unk_rate"] > 0.3 and vocab["after"]["unk_rate"] == 0.0
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "out" / "cls" / "final"))
+    ids = tok("酒店 很 好", add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids and max(ids) >= 92  # new ids, past the old vocabulary
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tmp_path / "out" / "cls" / "final")
+    )
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    assert model.config.id2label == {0: "neg", 1: "pos"}
