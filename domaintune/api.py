@@ -449,7 +449,7 @@ def expand_tokenizer(
 
 
 def _reference_split(data: DataConfig, task: Any, tokenizer: Any, tok_id: str) -> Encoded | None:
-    """The general reference text, packed like the training text (at most REFERENCE_TOKENS tokens)."""
+    """The general reference text, packed like the training text (REFERENCE_TOKENS at most)."""
     if data.reference_text is None or task.kind != "lm":
         return None
     from domaintune.data.pipeline import clean_example

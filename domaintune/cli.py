@@ -171,6 +171,57 @@ def predict(
     typer.echo(f"wrote {len(rows)} predictions to {output}")
 
 
+@app.command()
+def vocab(
+    text_files: Annotated[
+        list[Path],
+        typer.Argument(help="Domain text: .txt (one document a line), .jsonl, .csv, .conll."),
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="Alias, model folder or hub id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New model folder.")],
+    min_count: Annotated[int, typer.Option(help="Only strings seen at least this often.")] = 2,
+    max_new: Annotated[int | None, typer.Option(help="At most this many new tokens.")] = None,
+    min_pieces: Annotated[
+        int, typer.Option(help="Add known-character words cut into at least this many pieces.")
+    ] = 3,
+    text_column: Annotated[str, typer.Option(help="Text column of .jsonl/.csv files.")] = "text",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
+) -> None:
+    """Add domain characters and words to a model's vocabulary (texts cleaned as in training)."""
+    from pydantic import ValidationError
+
+    from domaintune.config.sections import VocabExpansionConfig
+    from domaintune.data.clean import clean_text
+    from domaintune.data.readers import read_texts
+    from domaintune.errors import ConfigError, DataError
+    from domaintune.models.vocab import expand_model_folder
+
+    try:
+        try:
+            cfg = VocabExpansionConfig(min_count=min_count, max_new=max_new, min_pieces=min_pieces)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(
+                f"vocab: --{str(err['loc'][0]).replace('_', '-')}: {err['input']!r}: "
+                f"{err['msg']} → pass a larger value"
+            ) from None
+        texts = [clean_text(t) for path in text_files for t in read_texts(path, text_column)]
+        texts = [t for t in texts if t]
+        if not texts:
+            raise DataError(f"vocab: {text_files[0]}: no text in the files → pass domain text")
+        report = expand_model_folder(model, texts, output, cfg, overwrite)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    before, after = report["before"], report["after"]
+    typer.echo(
+        f"unk rate {before['unk_rate']:.4f} → {after['unk_rate']:.4f}; pieces/word "
+        f"{before['pieces_per_word']:.3f} → {after['pieces_per_word']:.3f}; "
+        f"{len(report['added'])} tokens added ({report['init']['from_pieces']} from their pieces, "
+        f"{report['init']['random']} random) in {report['seconds']:.1f} s; wrote {output}"
+    )
+
+
 def _shipped() -> dict[str, Path]:
     root = Path(str(resources.files("domaintune") / "recipes"))
     return {p.stem: p for p in sorted(root.glob("*.yaml"))}
@@ -208,6 +259,67 @@ def recipes_copy(
         return
     shutil.copyfile(shipped[name], target)
     typer.echo(f"copied {name} to {target}")
+
+
+@app.command()
+def analyse(
+    domain: Annotated[
+        Path, typer.Argument(help="Domain text: .txt (one document a line), .jsonl, .csv, .conll.")
+    ],
+    reference: Annotated[
+        Path | None, typer.Option(help="General reference text to compare with (e.g. WikiText).")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Alias, model folder, .gguf or hub id.")
+    ] = "minilm",
+    task_data: Annotated[
+        Path | None, typer.Option(help="Labelled task file (.jsonl/.csv with labels, .conll).")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of .jsonl/.csv files.")] = "text",
+    label_column: Annotated[str, typer.Option(help="Label column of the task file.")] = "label",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the report as JSON.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    perplexity: Annotated[
+        bool, typer.Option(help="Measure the model's perplexity on domain and reference text.")
+    ] = True,
+    max_ppl_tokens: Annotated[
+        int, typer.Option(min=128, help="Perplexity: score about this many tokens per corpus.")
+    ] = 20_000,
+    max_docs: Annotated[
+        int, typer.Option(min=1, help="Statistics on at most this many texts (seeded sample).")
+    ] = 5_000,
+) -> None:
+    """Measure domain shift before training: vocabulary, tokenizer, perplexity, task data."""
+    from domaintune.errors import RunError
+    from domaintune.evaluation.shift import analyse_files, format_shift
+
+    try:
+        if output is not None and output.exists() and not overwrite:
+            raise RunError(
+                f"{output}: output file exists → pass --overwrite or choose another name"
+            )
+        report = analyse_files(
+            domain,
+            reference,
+            model,
+            task_data,
+            text_column=text_column,
+            label_column=label_column,
+            perplexity=perplexity,
+            max_ppl_tokens=max_ppl_tokens,
+            max_docs=max_docs,
+        )
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    typer.echo(format_shift(report))
+    if output is not None:
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(output)
+        typer.echo(f"wrote the report to {output}")
 
 
 def main() -> None:

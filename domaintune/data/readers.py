@@ -304,3 +304,32 @@ def read_hf_dataset(cfg: DataConfig, kind: Kind) -> dict[str, list[Example]]:
             f"(found {list(loaded)}) → set data.splits.train"
         )
     return splits
+
+
+def read_texts(spec: str | Path, text_column: str = "text") -> list[str]:
+    """Read the raw texts of a file, whatever its format, for corpus statistics.
+
+    ``.txt``: one document per line; ``.jsonl``/``.csv``/``hf``: the ``text_column``;
+    ``.conll``: each sentence's tokens joined by spaces.
+
+    Args:
+        spec: File path (or ``builtin:NAME/FILE``).
+        text_column: Column holding the text (JSONL, CSV, hf).
+
+    Returns:
+        The texts, in file order.
+
+    """
+    path = resolve_path(str(spec))
+    if not path.exists():
+        raise DataError(f"{spec}: text file not found → check the path")
+    fmt = detect_format(path)
+    cfg = DataConfig(train=str(path), text_column=text_column)
+    from domaintune.data import READERS
+
+    kind: Kind = "tokens" if fmt == "conll" else "text"
+    try:
+        examples = READERS[fmt](path, cfg, kind, False)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}) → save the file as UTF-8") from None
+    return [" ".join(ex["tokens"]) if "tokens" in ex else ex["text"] for ex in examples]

@@ -154,7 +154,7 @@ def test_expanded_vocabulary_survives_the_chain(tmp_path: Path, tiny_bert: Path)
 
     from domaintune.api import run_pipeline
 
-    rows = []
+    rows = []  # duplicates are dropped from train: two distinct texts, each character once
     for i in range(40):
         good = i % 2 == 0
         text = ("酒店 很 好 干净 " if good else "房间 太 差 吵闹 ") + "the patient"
@@ -169,7 +169,7 @@ def test_expanded_vocabulary_survives_the_chain(tmp_path: Path, tiny_bert: Path)
                 "name": "tapt",
                 "recipe": {
                     "task": {"name": "language_modeling", "whole_word_masking": True},
-                    "model": {"name": str(tiny_bert), "expand_vocab": {"min_count": 2}},
+                    "model": {"name": str(tiny_bert), "expand_vocab": {"min_count": 1}},
                     "data": {
                         "train": files["train"],
                         "test": files["test"],
@@ -210,5 +210,6 @@ def test_expanded_vocabulary_survives_the_chain(tmp_path: Path, tiny_bert: Path)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(tmp_path / "out" / "cls" / "final")
     )
-    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    # every id has a row (the tiny vocabulary repeats 'a', so its length is one short of its ids)
+    assert model.get_input_embeddings().weight.shape[0] == max(tok.get_vocab().values()) + 1
     assert model.config.id2label == {0: "neg", 1: "pos"}
