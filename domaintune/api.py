@@ -265,14 +265,13 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     task, raw = prepare_data(recipe)
     source = resolve_source(recipe.model)
     tokenizer = load_tokenizer(source)
+    train_texts = example_texts(raw.splits["train"])
+    shift = domain_shift(recipe.data, task, train_texts, raw, tokenizer)
     vocab_report: dict[str, Any] | None = None
     if recipe.model.expand_vocab is not None:
         base_tokenizer = tokenizer
         tokenizer, added, vocab_report = expand_tokenizer(
-            tokenizer,
-            [e["text"] for e in raw.splits["train"] if "text" in e]
-            or [" ".join(e["tokens"]) for e in raw.splits["train"]],
-            recipe.model.expand_vocab,
+            tokenizer, train_texts, recipe.model.expand_vocab
         )
     task.bind(model_type(source), tokenizer)
     tok_id = tokenizer_identity(tokenizer)
@@ -415,6 +414,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             results["forgetting"] = forgetting
         if vocab_report is not None:
             results["vocabulary"] = vocab_report
+        results["shift"] = shift
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )
@@ -429,6 +429,32 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         best_step=result.best_step,
         stopped_early=result.stopped_early,
         data=raw.stats,
+    )
+
+
+def example_texts(examples: list[Example]) -> list[str]:
+    """The text of each example (token examples joined with spaces)."""
+    return [e["text"] if "text" in e else " ".join(e.get("tokens", [])) for e in examples]
+
+
+def domain_shift(
+    data: DataConfig, task: Any, train_texts: list[str], raw: RawSplits, tokenizer: Any
+) -> dict[str, Any]:
+    """The domain-shift report of the training text (``domaintune analyse`` without perplexity).
+
+    Compared with ``data.reference_text`` when given; labelled task data is described too.
+    """
+    from domaintune.evaluation.shift import analyse_shift
+
+    reference = None
+    if data.reference_text is not None:
+        examples = read_split(data.reference_text, data.model_copy(update={"format": "auto"}), "lm")
+        reference = example_texts(examples)
+    return analyse_shift(
+        train_texts,
+        tokenizer,
+        reference_texts=reference,
+        task_examples=raw.splits["train"] if task.kind != "lm" else None,
     )
 
 

@@ -204,6 +204,12 @@ def test_expanded_vocabulary_survives_the_chain(tmp_path: Path, tiny_bert: Path)
     vocab = tapt["vocabulary"]
     assert vocab["added"] >= 8  # 酒 店 很 好 干 净 房 间 太 差 吵 闹 are not in the tiny vocabulary
     assert vocab["before"]["unk_rate"] > 0.3 and vocab["after"]["unk_rate"] == 0.0
+    # every run reports the domain shift of its training text, measured before expansion
+    assert tapt["shift"]["tokenizer"]["domain"]["unk_rate"] == vocab["before"]["unk_rate"]
+    assert tapt["shift"]["verdict"]["level"] == "high"
+    cls_results = json.loads((tmp_path / "out" / "cls" / "results.json").read_text())
+    assert cls_results["shift"]["task_data"]["size"] == 2  # after dedupe
+    assert cls_results["shift"]["task_data"]["labels"]
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "out" / "cls" / "final"))
     ids = tok("酒店 很 好", add_special_tokens=False)["input_ids"]
     assert tok.unk_token_id not in ids and max(ids) >= 92  # new ids, past the old vocabulary
