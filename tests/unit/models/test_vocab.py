@@ -201,7 +201,9 @@ def test_cli_vocab_writes_model_folder_and_refuses_to_overwrite(
     args = ["vocab", str(corpus), "--model", str(tiny_bert), "--output", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "unk rate" in result.output and "→" in result.output and "8 tokens added" in result.output
+    assert (
+        "unk rate" in result.output and "→" in result.output and "8 tokens added" in result.output
+    )
     report = json.loads((out / "vocab-report.json").read_text(encoding="utf-8"))
     assert report["added"] == ["ω", "##ω", "压", "患", "的", "者", "hypertension", "cafe"]
     assert report["after"]["unk_rate"] < report["before"]["unk_rate"]

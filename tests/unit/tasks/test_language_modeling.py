@@ -176,3 +176,44 @@ def test_predict_on_a_language_model_run_says_what_to_do(tiny_bert: Path) -> Non
     task = _task("mlm", _tokenizer(tiny_bert))
     with pytest.raises(RunError, match="evaluate"):
         task.format_predictions([], [], None, None)  # type: ignore[arg-type]
+
+
+def test_lm_run_reports_forgetting_and_evaluates_text_files(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    """A causal-LM run (LoRA) reports perplexity before/after and `evaluate` scores a .txt."""
+    import json
+
+    from domaintune.api import evaluate, run
+    from domaintune.config import Recipe
+
+    words = "the patient has severe cancer and a mild fever with no sign of tumor".split()
+    lines = [" ".join(words[i % 5 :] + words[: i % 5]) for i in range(60)]
+    for name in ("train", "test", "general"):
+        (tmp_path / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    recipe = Recipe.model_validate(
+        {
+            "task": {"name": "language_modeling"},
+            "model": {"name": str(tiny_llama)},
+            "data": {
+                "train": str(tmp_path / "train.txt"),
+                "test": str(tmp_path / "test.txt"),
+                "reference_text": str(tmp_path / "general.txt"),
+                "max_length": 16,
+                "cache_dir": "none",
+            },
+            "method": {"name": "lora", "r": 4, "alpha": 8},
+            "train": {"epochs": 3, "lr": 5e-3, "batch_size": 8, "precision": "fp32"},
+        }
+    )
+    result = run(recipe, output_dir=tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["train"]["objective"] == "clm"
+    assert 0 < results["train"]["trainable_parameters"] < results["train"]["total_parameters"]
+    forgetting = results["forgetting"]
+    assert forgetting["in_domain"]["after"] < forgetting["in_domain"]["before"]
+    assert forgetting["general"]["before"] > 0
+    assert result.test["perplexity"] == pytest.approx(forgetting["in_domain"]["after"], rel=1e-3)
+    scores = evaluate(tmp_path / "run", tmp_path / "test.txt")
+    assert scores["perplexity"] == pytest.approx(result.test["perplexity"], rel=1e-3)
+    assert not (tmp_path / "run" / "final" / "adapter_config.json").exists()  # merged
