@@ -181,7 +181,7 @@ def test_byte_level_bpe_candidates_are_plain_words() -> None:
     texts = ["the patient has hypertension", "hypertension again", "高血压 高血压"]
     found = find_domain_tokens(tok, texts)
     assert found[0] == "hypertension" and not any("Ġ" in t or "高" in t for t in found)
-    new, added = add_domain_tokens(tok, ["hypertension"])
+    new, _added = add_domain_tokens(tok, ["hypertension"])
     assert "hypertension" in new.tokenize("the hypertension")
     assert "hypertension" not in new.tokenize("the hypertensions")
     assert tokenization_stats(new, texts)["tokens"] < tokenization_stats(tok, texts)["tokens"]

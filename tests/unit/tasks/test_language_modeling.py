@@ -187,7 +187,22 @@ def test_lm_run_reports_forgetting_and_evaluates_text_files(
     from domaintune.api import evaluate, run
     from domaintune.config import Recipe
 
-    words = "the patient has severe cancer and a mild fever with no sign of tumor".split()
+    words = [
+        "the",
+        "patient",
+        "has",
+        "severe",
+        "cancer",
+        "and",
+        "a",
+        "mild",
+        "fever",
+        "with",
+        "no",
+        "sign",
+        "of",
+        "tumor",
+    ]
     lines = [" ".join(words[i % 5 :] + words[: i % 5]) for i in range(60)]
     for name in ("train", "test", "general"):
         (tmp_path / f"{name}.txt").write_text("\n".join(lines) + "\n")
