@@ -180,7 +180,9 @@ def vocab(
     model: Annotated[str, typer.Option("--model", "-m", help="Alias, model folder or hub id.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="New model folder.")],
     min_count: Annotated[int, typer.Option(help="Only strings seen at least this often.")] = 2,
-    max_new: Annotated[int | None, typer.Option(help="At most this many new tokens.")] = None,
+    max_new: Annotated[
+        int | None, typer.Option(help="At most this many new strings (best first).")
+    ] = None,
     min_pieces: Annotated[
         int, typer.Option(help="Add known-character words cut into at least this many pieces.")
     ] = 3,
@@ -215,7 +217,7 @@ def vocab(
         return
     before, after = report["before"], report["after"]
     typer.echo(
-        f"unk rate {before['unk_rate']:.4f} → {after['unk_rate']:.4f}; pieces/word "
+        f"unk rate {before['unk_rate']:.3%} → {after['unk_rate']:.3%}; pieces/word "
         f"{before['pieces_per_word']:.3f} → {after['pieces_per_word']:.3f}; "
         f"{len(report['added'])} tokens added ({report['init']['from_pieces']} from their pieces, "
         f"{report['init']['random']} random) in {report['seconds']:.1f} s; wrote {output}"

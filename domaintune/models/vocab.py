@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,13 +36,8 @@ _NO_SPACE_RANGES = (
 )
 
 
-def _is_cjk(ch: str) -> bool:
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _NO_SPACE_RANGES)
-
-
 def _has_cjk(text: str) -> bool:
-    return any(_is_cjk(ch) for ch in text)
+    return any(lo <= ord(ch) <= hi for ch in text for lo, hi in _NO_SPACE_RANGES)
 
 
 def _backend(tokenizer: Any) -> Any:
@@ -85,7 +81,7 @@ def _scan(tokenizer: Any, texts: list[str]) -> _Scan:
         for tid, word, (s, e) in zip(ids, enc.word_ids, enc.offsets, strict=True):
             if word != prev:
                 if pieces:
-                    _count_span(spans, text[start:end], pieces, unk)
+                    _count(spans, text[start:end], pieces, unk)
                 prev, start, pieces, unk = word, s, 0, 0
             pieces += 1
             end = e
@@ -93,13 +89,10 @@ def _scan(tokenizer: Any, texts: list[str]) -> _Scan:
                 unk = 1
                 scan.unk_tokens += 1
         if pieces:
-            _count_span(spans, text[start:end], pieces, unk)
+            _count(spans, text[start:end], pieces, unk)
     # Normalise each distinct span once, so words are in the form the model will see.
     for span, (count, pieces, unk) in spans.items():
-        entry = scan.words.setdefault(_normalize(backend, span), [0, 0, 0])
-        entry[0] += count
-        entry[1] += pieces
-        entry[2] += unk
+        _count(scan.words, _normalize(backend, span), pieces, unk, count)
     for text in texts:
         scan.chars.update(text)
     for ch in [ch for ch in scan.chars if ch.isspace()]:
@@ -113,14 +106,11 @@ def _scan(tokenizer: Any, texts: list[str]) -> _Scan:
     return scan
 
 
-def _count_span(spans: dict[str, list[int]], span: str, pieces: int, unk: int) -> None:
-    entry = spans.get(span)
-    if entry is None:
-        spans[span] = [1, pieces, unk]
-    else:
-        entry[0] += 1
-        entry[1] += pieces
-        entry[2] += unk
+def _count(table: dict[str, list[int]], key: str, pieces: int, unk: int, n: int = 1) -> None:
+    entry = table.setdefault(key, [0, 0, 0])
+    entry[0] += n
+    entry[1] += pieces
+    entry[2] += unk
 
 
 def tokenization_stats(tokenizer: Any, texts: list[str]) -> dict[str, float | int]:
@@ -250,6 +240,8 @@ def add_domain_tokens(tokenizer: Any, tokens: list[str]) -> tuple[Any, list[str]
 
     from tokenizers import Tokenizer
 
+    # By hand: add_tokens only makes added tokens (split off before WordPiece, so never part of
+    # longest-match), and tokenizers has no call that extends a WordPiece vocabulary.
     model = data["model"]
     vocab: dict[str, int] = model["vocab"]
     prefix = model.get("continuing_subword_prefix") or "##"
@@ -392,17 +384,21 @@ def expand_model_folder(
         "init": init,
         "unknown_chars_left": unknown_characters(new_tokenizer, texts, cfg.min_count),
     }
-    tmp = output.with_name(output.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    net.save_pretrained(str(tmp))
-    new_tokenizer.save_pretrained(str(tmp))
-    report["seconds"] = round(time.perf_counter() - started, 2)
-    (tmp / "vocab-report.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    if output.exists():
-        shutil.rmtree(output)
-    tmp.replace(output)
+    # Write beside the target and rename, so a failure never leaves a half-written folder.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        net.save_pretrained(str(tmp))
+        new_tokenizer.save_pretrained(str(tmp))
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        (tmp / "vocab-report.json").write_text(
+            json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        if output.exists():
+            shutil.rmtree(output)
+        tmp.replace(output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
