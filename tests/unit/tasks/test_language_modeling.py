@@ -179,7 +179,7 @@ def test_predict_on_a_language_model_run_says_what_to_do(tiny_bert: Path) -> Non
 
 
 def test_lm_run_reports_forgetting_and_evaluates_text_files(
-    tmp_path: Path, tiny_llama: Path
+    tmp_path: Path, tiny_llama: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A causal-LM run (LoRA) reports perplexity before/after and `evaluate` scores a .txt."""
     import json
@@ -232,3 +232,10 @@ def test_lm_run_reports_forgetting_and_evaluates_text_files(
     scores = evaluate(tmp_path / "run", tmp_path / "test.txt")
     assert scores["perplexity"] == pytest.approx(result.test["perplexity"], rel=1e-3)
     assert not (tmp_path / "run" / "final" / "adapter_config.json").exists()  # merged
+    import sys
+
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setitem(sys.modules, "gguf", None)  # `import gguf` now fails
+    reloaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "run" / "final"))
+    assert reloaded.config.model_type == "llama"
