@@ -28,6 +28,7 @@ test-integration: setup
 
 bench: setup
 	$(PY) bench/foundation.py
+	$(PY) bench/dapt.py
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench
