@@ -20,9 +20,7 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +43,11 @@ def machine() -> str:
 
 
 def run(cmd: list[str], log: Path) -> float:
-    """Run a command from the repository root, logging its output; return wall seconds."""
+    """Print the command, then run it as the foundation benchmark does (logged, timed)."""
+    from bench.foundation import run as run_logged
+
     print("  $", " ".join(cmd), flush=True)
-    start = time.perf_counter()
-    with log.open("w") as handle:
-        done = subprocess.run(cmd, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        sys.exit(f"benchmark command failed ({done.returncode}): {' '.join(cmd)}; see {log}")
-    return time.perf_counter() - start
+    return run_logged(cmd, log)
 
 
 def texts(path: Path) -> list[str]:
