@@ -221,39 +221,44 @@ def case_ner(seeds: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def case_zh(seeds: list[int]) -> list[dict[str, Any]]:
+def case_zh(seeds: list[int], keep_finished: bool) -> list[dict[str, Any]]:
     """chnsenticorp: vocabulary expansion + TAPT, then classification, against no expansion."""
     out = WORK / "zh"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    if not keep_finished:
+        shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
     acc: dict[str, list[float]] = {"vocab": [], "plain": []}
     unk: dict[str, Any] = {}
     for seed in seeds:
         plain = out / f"plain-{seed}"
-        run(
-            [
-                *CLI,
-                "train",
-                str(RECIPES / "chnsenticorp-minilm.yaml"),
-                f"train.seed={seed}",
-                "-o",
-                str(plain),
-            ],
-            out / f"plain-{seed}.log",
-        )
+        if not (keep_finished and (plain / "results.json").is_file()):
+            shutil.rmtree(plain, ignore_errors=True)
+            run(
+                [
+                    *CLI,
+                    "train",
+                    str(RECIPES / "chnsenticorp-minilm.yaml"),
+                    f"train.seed={seed}",
+                    "-o",
+                    str(plain),
+                ],
+                out / f"plain-{seed}.log",
+            )
         acc["plain"].append(results_of(plain)["test"]["accuracy"])
         piped = out / f"vocab-{seed}"
-        run(
-            [
-                *CLI,
-                "train",
-                str(RECIPES / "chnsenticorp-vocab-pipeline.yaml"),
-                f"train.seed={seed}",
-                "-o",
-                str(piped),
-            ],
-            out / f"vocab-{seed}.log",
-        )
+        if not (keep_finished and (piped / "classify" / "results.json").is_file()):
+            shutil.rmtree(piped, ignore_errors=True)
+            run(
+                [
+                    *CLI,
+                    "train",
+                    str(RECIPES / "chnsenticorp-vocab-pipeline.yaml"),
+                    f"train.seed={seed}",
+                    "-o",
+                    str(piped),
+                ],
+                out / f"vocab-{seed}.log",
+            )
         acc["vocab"].append(results_of(piped / "classify")["test"]["accuracy"])
         unk = results_of(piped / "tapt").get("vocabulary", {})
     command = (
@@ -371,7 +376,7 @@ def main() -> None:
     parser.add_argument(
         "--keep-finished",
         action="store_true",
-        help="smollm: reuse variant runs that finished (resume an interrupted benchmark)",
+        help="zh, smollm: reuse runs that finished (resume an interrupted benchmark)",
     )
     args = parser.parse_args()
     # keep the records of the cases not re-run now
@@ -383,7 +388,7 @@ def main() -> None:
         elif name == "ner":
             new = case_ner(args.seeds)
         elif name == "zh":
-            new = case_zh(args.seeds)
+            new = case_zh(args.seeds, args.keep_finished)
         else:
             new = case_smollm(args.seeds[0], args.keep_finished)
         prefix = {"mlm": "mlm", "ner": "ner", "zh": "zh", "smollm": "clm"}[name]
