@@ -25,6 +25,7 @@ from domaintune.runs import RunFolder, check_run_folder, open_run_folder, prepar
 from domaintune.training.precision import cpu_has_bf16
 
 RUN_FILE = "domaintune.json"
+ADAPTER_DIR = "adapter"  # final/adapter/: the adapter-only checkpoint of PEFT-style methods
 
 
 @dataclass
@@ -304,6 +305,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     multiplier = getattr(recipe.task, "head_lr_multiplier", 1.0)
     if fresh_params and multiplier != 1.0:
         groups = boost_parameters(model, groups, fresh_params, multiplier, recipe.train.lr)
+    callbacks = method.callbacks(model, recipe.method) if hasattr(method, "callbacks") else []
     objectives = [OBJECTIVES[o.name](o) for o in recipe.objectives]
     for objective in objectives:
         objective.setup(model, pretrained)
@@ -343,11 +345,15 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             groups,
             objectives,
             resume,
+            callbacks,
         )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_params = sum(p.numel() for p in model.parameters())
-    final_model = method.export(accelerator.unwrap_model(model))
-    final_module = task.wrap(final_model)
+    adapted = accelerator.unwrap_model(model)
+    if hasattr(method, "save_adapter") and accelerator.is_main_process:
+        method.save_adapter(adapted, run_folder.final / ADAPTER_DIR)  # before a merge changes it
+    merged = method.export(adapted)
+    final_module = task.wrap(merged if merged is not None else adapted)
     scores: dict[str, dict[str, Any]] = {}
     for split in ("validation", "test"):
         if split in encoded and raw.splits[split]:
@@ -370,9 +376,15 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     rate = result.train_examples / result.train_seconds if result.train_seconds else 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if accelerator.is_main_process:
+        # Methods that cannot merge keep their base model here and the adapter beside it.
+        final_model = merged if merged is not None else method.base_model(adapted)
         final_model.save_pretrained(str(run_folder.final))
         tokenizer.save_pretrained(str(run_folder.final))
         run_state = {
+            "method": {
+                "config": recipe.method.model_dump(mode="json"),
+                "merged": merged is not None,
+            },
             "task": recipe.task.model_dump(mode="json"),
             "state": task.state(),
             "data": recipe.data.model_dump(mode="json"),
@@ -559,6 +571,15 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     source = ModelSource(str(run_folder.final), True)
     tokenizer = load_tokenizer(source)
     model = load_model(source, task.auto_class())
+    method = saved.get("method", {})
+    if method.get("merged") is False:
+        from domaintune.config.methods import MethodConfig
+        from domaintune.methods import METHODS
+
+        method_cfg: Any = TypeAdapter(MethodConfig).validate_python(method["config"])
+        model = METHODS[method_cfg.name].load_adapter(
+            model, run_folder.final / ADAPTER_DIR, method_cfg
+        )
     task.bind(model.config.model_type, tokenizer)
     model.eval()
     return LoadedRun(

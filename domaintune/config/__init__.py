@@ -1,7 +1,18 @@
 """Typed recipes: pydantic models, YAML loading and dotted overrides (no torch here)."""
 
 from domaintune.config.load import apply_overrides, dump_recipe, load_recipe
-from domaintune.config.methods import FreezeConfig, FullConfig, LoraConfig, MethodConfig
+from domaintune.config.methods import (
+    AdaLoraConfig,
+    AdapterConfig,
+    BitFitConfig,
+    FreezeConfig,
+    FullConfig,
+    IA3Config,
+    LoraConfig,
+    MethodConfig,
+    PrefixConfig,
+    PromptTuningConfig,
+)
 from domaintune.config.objectives import L2SPConfig, ObjectiveConfig
 from domaintune.config.recipe import Recipe
 from domaintune.config.sections import (
@@ -17,17 +28,23 @@ from domaintune.config.sections import (
 )
 
 __all__ = [
+    "AdaLoraConfig",
+    "AdapterConfig",
+    "BitFitConfig",
     "ClassificationTaskConfig",
     "DataConfig",
     "EvalConfig",
     "FreezeConfig",
     "FullConfig",
+    "IA3Config",
     "L2SPConfig",
     "LanguageModelingTaskConfig",
     "LoraConfig",
     "MethodConfig",
     "ModelConfig",
     "ObjectiveConfig",
+    "PrefixConfig",
+    "PromptTuningConfig",
     "Recipe",
     "TaskConfig",
     "TokenClassificationTaskConfig",

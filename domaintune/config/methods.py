@@ -1,4 +1,8 @@
-"""Recipe sections for adaptation methods: what trains."""
+"""Recipe sections for adaptation methods: what trains.
+
+Defaults are the values the method comparison (``bench/methods.py``, docs/methods.md) found best
+for MiniLM on nicta-piboso and ncbi-disease, so ``method: {name: X}`` alone gets a tuned setup.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +13,151 @@ from pydantic import Field
 from domaintune.config.sections import Section
 
 
+def _decay() -> float:
+    return Field(  # type: ignore[no-any-return]
+        1.0,
+        gt=0,
+        le=1,
+        description="Multiply the LR by this factor per layer going down (1.0 = no decay).",
+    )
+
+
 class FullConfig(Section):
     """Full fine-tuning: every parameter trains."""
 
     name: Literal["full"] = Field(description="Method name.")
-    layerwise_lr_decay: float = Field(
-        1.0,
-        gt=0,
-        le=1,
-        description="Multiply the LR by this factor per layer going down (1.0 = no decay).",
-    )
+    layerwise_lr_decay: float = _decay()
 
 
 class FreezeConfig(Section):
-    """Freeze the embeddings and/or the lowest layers; optional layer-wise LR decay."""
+    """Freeze the embeddings and/or the lowest layers; gradual unfreezing; layer-wise LR decay."""
 
     name: Literal["freeze"] = Field(description="Method name.")
     embeddings: bool = Field(True, description="Freeze the embedding layer.")
     layers: int = Field(0, ge=0, description="Freeze the first N transformer layers.")
-    layerwise_lr_decay: float = Field(
-        1.0,
-        gt=0,
-        le=1,
-        description="Multiply the LR by this factor per layer going down (1.0 = no decay).",
+    layerwise_lr_decay: float = _decay()
+    gradual_unfreezing: bool = Field(
+        False,
+        description="ULMFiT-style: start with only the task head training, then unfreeze one "
+        "more layer from the top at every stage (the frozen ones above stay frozen to the end).",
+    )
+    unfreeze_every: int | Literal["epoch"] = Field(
+        "epoch",
+        description="Stage length for gradual unfreezing: 'epoch' or a number of optimizer steps.",
     )
 
 
-class LoraConfig(Section):
-    """LoRA through peft; the task head always trains."""
+class BitFitConfig(Section):
+    """BitFit (Ben Zaken et al., 2022): only the bias terms (and the task head) train."""
 
-    name: Literal["lora"] = Field(description="Method name.")
+    name: Literal["bitfit"] = Field(description="Method name.")
+
+
+TargetModules = list[str] | Literal["all-linear"] | None
+
+
+class _PeftLoraBase(Section):
     r: int = Field(8, ge=1, le=1024, description="Rank of the update matrices.")
     alpha: float = Field(16, gt=0, description="Scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[str] | Literal["all-linear"] | None = Field(
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: TargetModules = Field(
         None,
-        description="Module names to adapt; null uses peft's default for the architecture.",
+        description="Module names to adapt, or 'all-linear'; null uses peft's default for the "
+        "architecture (query/value for BERT, q_proj/v_proj for Llama).",
+    )
+    modules_to_save: list[str] = Field(
+        [],
+        description="Extra modules trained in full and saved with the adapter (the task head "
+        "always is).",
     )
 
 
-MethodConfig = Annotated[FullConfig | FreezeConfig | LoraConfig, Field(discriminator="name")]
+class LoraConfig(_PeftLoraBase):
+    """LoRA (Hu et al., 2021) through peft; the task head always trains."""
+
+    name: Literal["lora"] = Field(description="Method name.")
+    rslora: bool = Field(False, description="Rank-stabilised scaling alpha / sqrt(r) (rsLoRA).")
+    dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA, Liu et al., 2024).")
+
+
+class AdaLoraConfig(_PeftLoraBase):
+    """AdaLoRA (Zhang et al., 2023): LoRA whose rank budget is pruned by importance in training."""
+
+    name: Literal["adalora"] = Field(description="Method name.")
+    r: int = Field(4, ge=1, le=1024, description="Average target rank after pruning.")
+    init_r: int = Field(8, ge=1, le=1024, description="Starting rank of every adapted matrix.")
+    warmup_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Share of steps before pruning starts (peft's tinit)."
+    )
+    final_fraction: float = Field(
+        0.2, ge=0, lt=1, description="Share of steps at the end with the budget fixed (tfinal)."
+    )
+    orth_reg_weight: float = Field(0.5, ge=0, description="Orthogonality penalty weight.")
+
+
+class IA3Config(Section):
+    """(IA)^3 (Liu et al., 2022): learned vectors rescale keys, values and FFN activations."""
+
+    name: Literal["ia3"] = Field(description="Method name.")
+    target_modules: list[str] | None = Field(
+        None, description="Modules to rescale; null uses peft's default for the architecture."
+    )
+    feedforward_modules: list[str] | None = Field(
+        None, description="Which targets are feed-forward (scaled at the input); null = default."
+    )
+    modules_to_save: list[str] = Field([], description="Extra modules trained in full.")
+
+
+class PrefixConfig(Section):
+    """Prefix tuning (Li & Liang, 2021): learned key/value vectors prepended in every layer."""
+
+    name: Literal["prefix"] = Field(description="Method name.")
+    num_virtual_tokens: int = Field(20, ge=1, le=512, description="Prefix length.")
+    projection: bool = Field(
+        True,
+        description="Reparameterise the prefix through a two-layer MLP during training (as in "
+        "the paper); the saved prefix is the MLP's output.",
+    )
+    projection_hidden: int = Field(512, ge=1, description="Hidden size of that MLP.")
+
+
+class PromptTuningConfig(Section):
+    """Prompt tuning (Lester et al., 2021): learned input embeddings prepended to every input."""
+
+    name: Literal["prompt_tuning"] = Field(description="Method name.")
+    num_virtual_tokens: int = Field(20, ge=1, le=512, description="Soft prompt length.")
+    init: Literal["random", "vocab"] = Field(
+        "vocab", description="Initialise the soft prompt from random vocabulary embeddings."
+    )
+
+
+class AdapterConfig(Section):
+    """Bottleneck adapters (Houlsby et al., 2019; Pfeiffer et al., 2021)."""
+
+    name: Literal["adapter"] = Field(description="Method name.")
+    placement: Literal["houlsby", "pfeiffer"] = Field(
+        "pfeiffer",
+        description="houlsby: after the attention and the feed-forward sublayers of every "
+        "block; pfeiffer: after the feed-forward sublayer only.",
+    )
+    reduction_factor: int = Field(
+        16, ge=1, description="Bottleneck size = hidden size / reduction_factor."
+    )
+    activation: Literal["relu", "gelu", "swish"] = Field("relu", description="Bottleneck act.")
+    train_layer_norm: bool = Field(
+        True, description="Also train the blocks' LayerNorms (as both papers do)."
+    )
+
+
+MethodConfig = Annotated[
+    FullConfig
+    | FreezeConfig
+    | BitFitConfig
+    | LoraConfig
+    | AdaLoraConfig
+    | IA3Config
+    | PrefixConfig
+    | PromptTuningConfig
+    | AdapterConfig,
+    Field(discriminator="name"),
+]

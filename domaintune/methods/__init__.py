@@ -1,14 +1,45 @@
-"""Methods decide what trains: applied once to the model, before the optimizer is built."""
+"""Methods decide what trains: applied once to the model, before the optimizer is built.
+
+A method module provides:
+
+- ``apply(model, cfg) -> model``: make only the method's parameters (and the task head) train;
+  it may wrap the model or inject modules.
+- ``export(model) -> model | None``: a plain transformers model with the method merged into the
+  base weights, or None when the method cannot merge (prefix, soft prompts, adapters).
+- ``base_model(model) -> model`` (methods that cannot merge): the plain transformers model
+  without the method's modules, with the trained task head; saved as the run's ``final/``.
+- ``load_adapter(model, folder, cfg) -> model`` (methods that cannot merge): apply the method to
+  a reloaded ``base_model`` and load the adapter weights saved by ``save_adapter``.
+- optional ``save_adapter(model, folder)``: the adapter-only checkpoint (``final/adapter/``;
+  peft's format where peft is used).
+- optional ``param_groups(model, cfg, lr) -> groups | None``: optimizer groups with their own LR.
+- optional ``callbacks(model, cfg) -> list``: objects the training loop calls; each may define
+  ``on_train_begin(total_steps, steps_per_epoch, step)``, ``on_step_begin(step, epoch)``,
+  ``on_step_end(step)`` (after the optimizer step, before gradients are cleared) and
+  ``loss(model, batch, outputs)`` (an extra loss term, like an objective's).
+"""
 
 from types import ModuleType
 
-from domaintune.methods import freeze, full, peft
+from domaintune.methods import adapters, bitfit, freeze, full, peft, prefix, soft_prompt
 
-# name -> module with apply(model, cfg) -> model, export(model) -> model, optional param_groups.
+# name -> method module (see the module docstring for the functions each provides).
 METHODS: dict[str, ModuleType] = {
     "full": full,
     "freeze": freeze,
+    "bitfit": bitfit,
     "lora": peft,
+    "adalora": peft,
+    "ia3": peft,
+    "prefix": prefix,
+    "prompt_tuning": soft_prompt,
+    "adapter": adapters,
 }
 
-__all__ = ["METHODS"]
+
+def can_merge(module: ModuleType) -> bool:
+    """Whether the method's ``export`` can merge (methods that cannot define ``base_model``)."""
+    return not hasattr(module, "base_model")
+
+
+__all__ = ["METHODS", "can_merge"]

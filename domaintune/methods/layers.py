@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -50,3 +53,53 @@ def layerwise_groups(model: nn.Module, decay: float, lr: float) -> list[dict[str
         {"params": params, "lr": lr * decay ** (top - level)}
         for level, params in sorted(groups.items())
     ]
+
+
+# Top-level modules that make up a transformers task head (trained by every method).
+HEAD_NAMES = ("classifier", "score", "pre_classifier", "qa_outputs")
+
+
+def head_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Parameters of the task head (``classifier``/``score``...), by their full name."""
+    return {
+        name: param
+        for name, param in model.named_parameters()
+        if name.split(".", 1)[0] in HEAD_NAMES
+    }
+
+
+def train_only(model: nn.Module, names: set[str]) -> None:
+    """Freeze every parameter except the named ones (and the task head)."""
+    keep = names | set(head_parameters(model))
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in keep)
+
+
+def save_trainable(model: nn.Module, folder: Path, extra: dict[str, Any] | None = None) -> None:
+    """The adapter-only checkpoint of a hand-written method: trainable tensors + a config."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad
+    }
+    save_file(tensors, str(folder / ADAPTER_WEIGHTS))
+    (folder / ADAPTER_CONFIG).write_text(json.dumps(extra or {}, indent=1), encoding="utf-8")
+
+
+def load_trainable(model: nn.Module, folder: Path) -> None:
+    """Load ``save_trainable``'s tensors into the model (every saved name must exist)."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / ADAPTER_WEIGHTS))
+    params = dict(model.named_parameters())
+    missing = sorted(set(tensors) - set(params))
+    if missing:
+        raise ValueError(f"{folder}: adapter weights {missing[:3]} do not fit the model")
+    with torch.no_grad():
+        for name, value in tensors.items():
+            params[name].copy_(value)
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"

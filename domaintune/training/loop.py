@@ -63,9 +63,16 @@ def train_loop(
     param_groups: list[dict[str, Any]] | None = None,
     objectives: list[Any] | None = None,
     resume: bool = False,
+    callbacks: list[Any] | None = None,
 ) -> LoopResult:
-    """Train ``model`` on ``data.train``; evaluate, keep the best weights, checkpoint, resume."""
-    objectives = objectives or []
+    """Train ``model`` on ``data.train``; evaluate, keep the best weights, checkpoint, resume.
+
+    ``callbacks`` (from the method) may define ``on_train_begin(total_steps, steps_per_epoch,
+    step)``, ``on_step_begin(step, epoch)``, ``on_step_end(step)`` and ``loss(model, batch,
+    outputs)``; see ``domaintune.methods``.
+    """
+    callbacks = callbacks or []
+    objectives = [*(objectives or []), *(c for c in callbacks if hasattr(c, "loss"))]
     sampler = TrainBatchSampler(
         data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
     )
@@ -97,6 +104,7 @@ def train_loop(
             run.truncate_log(state["step"])  # drop what the interrupted run logged after it
 
     progress = TrainingProgress(total_steps, state["step"], accelerator.is_main_process)
+    _call(callbacks, "on_train_begin", total_steps, steps_per_epoch, state["step"])
     if checkpoint is not None:
         progress.note(f"resumed from {checkpoint} (step {state['step']})")
     world = accelerator.num_processes
@@ -170,6 +178,8 @@ def train_loop(
             last_of_window = (
                 position + 1
             ) % cfg.gradient_accumulation == 0 or position + 1 == batches_per_epoch
+            if position % cfg.gradient_accumulation == 0:
+                _call(callbacks, "on_step_begin", state["step"], state["epoch"])
             sync = accelerator.no_sync(model) if not last_of_window and world > 1 else nullcontext()
             with sync:
                 with accelerator.autocast():
@@ -190,6 +200,7 @@ def train_loop(
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            _call(callbacks, "on_step_end", state["step"])
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             mean_loss = float(window_loss[0] / window_loss[1].clamp(min=1.0))
@@ -265,6 +276,14 @@ def _min_delta(cfg: TrainConfig) -> float:
 
 def _epoch(state: dict[str, Any], batches_per_epoch: int) -> float:
     return float(state["epoch"] + state["batch_in_epoch"] / max(1, batches_per_epoch))
+
+
+def _call(callbacks: list[Any], hook: str, *args: Any) -> None:
+    """Call ``hook`` on every callback that defines it."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
 
 
 def _save_weights(model: nn.Module, run: RunFolder) -> None:
