@@ -13,7 +13,7 @@ import torch
 from domaintune import api
 from domaintune.config import load_recipe
 from domaintune.methods import METHODS
-from domaintune.methods.layers import block_list, embedding_module
+from domaintune.methods.layers import HEAD_NAMES, block_list, embedding_module
 from domaintune.models.load import load_model, load_tokenizer, resolve_source
 from domaintune.runs import RunFolder
 from domaintune.training.loop import LoopData, train_loop
@@ -23,13 +23,32 @@ METHOD_CASES: list[dict[str, Any]] = [
     {"name": "full"},
     {"name": "freeze", "embeddings": True, "layers": 1},
     {"name": "freeze", "embeddings": False, "layers": 0, "layerwise_lr_decay": 0.8},
+    {"name": "freeze", "embeddings": False, "gradual_unfreezing": True, "unfreeze_every": 2},
+    {"name": "bitfit"},
     {"name": "lora", "r": 4, "alpha": 8},
+    {"name": "lora", "r": 4, "rslora": True, "dora": True, "target_modules": "all-linear"},
+    {"name": "adalora", "r": 2, "init_r": 4},
+    {"name": "ia3", "target_modules": ["key", "value", "output.dense"]},
+    {"name": "adapter", "placement": "houlsby", "reduction_factor": 4},
+    {"name": "adapter", "placement": "pfeiffer", "reduction_factor": 8},
 ]
+
+
+def _linears(model: torch.nn.Module, suffixes: set[str] | None) -> list[torch.nn.Linear]:
+    """Linear layers whose name ends with one of ``suffixes`` (None: all but the task head)."""
+    found = []
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear) or name.split(".")[0] in HEAD_NAMES:
+            continue
+        if suffixes is None or any(name == s or name.endswith("." + s) for s in suffixes):
+            found.append(module)
+    return found
 
 
 def promised_trainable(cfg: Any, model: torch.nn.Module, before: dict[str, torch.Tensor]) -> int:
     """The parameter count each method promises to train, computed from the base model."""
     total = sum(p.numel() for p in before.values())
+    head = sum(p.numel() for n, p in before.items() if n.split(".")[0] in HEAD_NAMES)
     if cfg.name == "full":
         return total
     if cfg.name == "freeze":
@@ -40,14 +59,42 @@ def promised_trainable(cfg: Any, model: torch.nn.Module, before: dict[str, torch
             p.numel() for layer in list(block_list(model))[: cfg.layers] for p in layer.parameters()
         )
         return total - frozen
-    # lora: r * (in + out) per adapted Linear (peft's BERT default: query, value) + the head
-    adapted = [
-        m
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in {"query", "value"}
-    ]
-    head = sum(p.numel() for n, p in before.items() if n.startswith("classifier"))
-    return sum(cfg.r * (m.in_features + m.out_features) for m in adapted) + head
+    if cfg.name == "bitfit":
+        return head + sum(
+            p.numel()
+            for n, p in before.items()
+            if n.endswith(".bias") and n.split(".")[0] not in HEAD_NAMES
+        )
+    if cfg.name == "ia3":
+        # (IA)^3: one vector per target; feed-forward targets scale their input, others output.
+        return head + sum(
+            m.in_features if name.endswith("output.dense") else m.out_features
+            for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear)
+            and any(name.endswith(t) for t in cfg.target_modules)
+            and name.split(".")[0] not in HEAD_NAMES
+        )
+    if cfg.name == "adapter":
+        blocks = list(block_list(model))
+        per_block = 2 if cfg.placement == "houlsby" else 1
+        hidden = model.config.hidden_size
+        bottleneck = hidden // cfg.reduction_factor
+        adapters = len(blocks) * per_block * (2 * hidden * bottleneck + bottleneck + hidden)
+        norms = sum(
+            p.numel()
+            for block in blocks
+            for m in block.modules()
+            if isinstance(m, torch.nn.LayerNorm)
+            for p in m.parameters()
+        )
+        return head + adapters + norms
+    # LoRA family (peft's BERT default targets: query, value)
+    targets = None if cfg.target_modules == "all-linear" else {"query", "value"}
+    adapted = _linears(model, targets)
+    if cfg.name == "adalora":  # A (r x in), B (out x r), E (r x 1) at the initial rank
+        return head + sum(cfg.init_r * (m.in_features + m.out_features + 1) for m in adapted)
+    dora = sum(m.out_features for m in adapted) if cfg.dora else 0  # DoRA's magnitude vector
+    return head + dora + sum(cfg.r * (m.in_features + m.out_features) for m in adapted)
 
 
 def build(
@@ -91,6 +138,7 @@ def test_method_contract(
         if hasattr(module, "param_groups")
         else None
     )
+    callbacks = module.callbacks(model, recipe.method) if hasattr(module, "callbacks") else []
     accelerator = api.make_accelerator(recipe.train)
     run = RunFolder(tmp_path / "run")
     run.root.mkdir()
@@ -105,6 +153,7 @@ def test_method_contract(
         True,
         run,
         groups,
+        callbacks=callbacks,
     )
     assert result.steps == 6
     model.cpu()  # the loop may have moved it to a GPU; compare and run it here
@@ -121,16 +170,29 @@ def test_method_contract(
     model.eval()
     with torch.no_grad():
         reference = model(**inputs).logits
+    full_size = sum(p.numel() for p in before.values()) * 4
+    if hasattr(module, "save_adapter"):  # the adapter-only checkpoint holds the trained part
+        module.save_adapter(model, tmp_path / "adapter")
+        size = sum(f.stat().st_size for f in (tmp_path / "adapter").iterdir())
+        assert size < 4 * expected + 64_000, "adapter checkpoint holds more than it trains"
+        assert size < full_size
     exported = module.export(model)
-    with torch.no_grad():
-        merged = exported(**inputs).logits
-    torch.testing.assert_close(merged, reference, atol=1e-5, rtol=1e-5)  # merge keeps logits
-    exported.save_pretrained(str(tmp_path / "saved"))
-    reloaded = task_obj.auto_class().from_pretrained(str(tmp_path / "saved"))
+    saved = tmp_path / "saved"
+    if exported is not None:
+        with torch.no_grad():
+            merged = exported(**inputs).logits
+        torch.testing.assert_close(merged, reference, atol=1e-5, rtol=1e-5)  # merge keeps logits
+        exported.save_pretrained(str(saved))
+        reloaded = task_obj.auto_class().from_pretrained(str(saved))
+    else:  # cannot merge: the base model + the adapter checkpoint reproduce the logits
+        module.base_model(model).save_pretrained(str(saved))
+        plain = task_obj.auto_class().from_pretrained(str(saved))
+        reloaded = module.load_adapter(plain, tmp_path / "adapter", recipe.method)
+        merged = reference
     reloaded.eval()
     with torch.no_grad():
         again = reloaded(**inputs).logits
-    assert torch.equal(again, merged), "save -> load changed the logits"
+    torch.testing.assert_close(again, merged, atol=1e-6, rtol=1e-6)  # save -> load
 
 
 def test_layerwise_lr_decay_groups(tiny_bert: Path) -> None:
