@@ -57,13 +57,13 @@ TargetModules = list[str] | Literal["all-linear"] | None
 
 
 class _PeftLoraBase(Section):
-    r: int = Field(8, ge=1, le=1024, description="Rank of the update matrices.")
-    alpha: float = Field(16, gt=0, description="Scaling numerator (scale = alpha / r).")
+    r: int = Field(16, ge=1, le=1024, description="Rank of the update matrices.")
+    alpha: float = Field(32, gt=0, description="Scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: TargetModules = Field(
-        None,
-        description="Module names to adapt, or 'all-linear'; null uses peft's default for the "
-        "architecture (query/value for BERT, q_proj/v_proj for Llama).",
+        "all-linear",
+        description="Module names to adapt, or 'all-linear' (every linear layer but the task "
+        "head); null uses peft's default for the architecture (query/value for BERT).",
     )
     modules_to_save: list[str] = Field(
         [],

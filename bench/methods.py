@@ -1,0 +1,328 @@
+"""Method comparison: every adaptation method on MiniLM, tuned on dev, 3 seeds on test.
+
+Cases: ``nicta`` (nicta-piboso sentence classification, accuracy), ``ncbi`` (ncbi-disease NER,
+softmax head, entity F1) and ``ncbi-crf`` (the same with ``head: crf``, at the learning rates
+tuned for ``ncbi``). For every method:
+
+1. **grid**: train with seed 42 at each learning rate of its grid; pick the one with the best
+   validation metric (the dev split; the test split is not looked at);
+2. **seeds**: train at that learning rate with every seed (seed 42's grid run is reused);
+3. report test metric mean ± std, trainable parameters, training time, peak RSS and the
+   checkpoint size (the adapter-only folder where the method has one, else ``final/``).
+
+Each run is a ``domaintune train`` command with overrides of ``bench/recipes/methods-*.yaml``
+(``method=...`` and ``train.lr=...``), so every method shares data, epochs, batch size and
+schedule. Runs are kept in ``bench/work/methods`` and reused when their ``results.json`` exists,
+so an interrupted comparison resumes. ``--jobs 2`` runs two trainings at once with one thread
+each (the times in the table are then one-thread times).
+
+Writes ``bench/results/methods.json`` (records ``{case, metric, ours, reference, ratio, unit,
+seeds, command}``, the reference being full fine-tuning) and ``docs/methods-table.md``.
+Run: ``make bench`` or ``python bench/methods.py --cases nicta ncbi ncbi-crf``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = ROOT / "bench" / "work" / "methods"
+RESULTS = ROOT / "bench" / "results" / "methods.json"
+TABLE = ROOT / "docs" / "methods-table.md"
+CLI = [sys.executable, "-m", "domaintune.cli"]
+
+CASES: dict[str, dict[str, Any]] = {
+    "nicta": {
+        "recipe": "bench/recipes/methods-nicta.yaml",
+        "metric": "accuracy",
+        "also": ["f1_macro"],
+        "overrides": [],
+        "grid_from": "nicta",
+    },
+    "ncbi": {
+        "recipe": "bench/recipes/methods-ncbi.yaml",
+        "metric": "entity_f1",
+        "also": ["entity_precision", "entity_recall"],
+        "overrides": [],
+        "grid_from": "ncbi",
+    },
+    "ncbi-crf": {
+        "recipe": "bench/recipes/methods-ncbi.yaml",
+        "metric": "entity_f1",
+        "also": ["entity_precision", "entity_recall"],
+        "overrides": ["task.head=crf"],
+        "grid_from": "ncbi",  # the CRF runs use the learning rate tuned with the softmax head
+    },
+}
+
+# name -> (method section, learning-rate grid). Grids are centred on each method's usual range.
+METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
+    "full": ({"name": "full"}, [5e-5, 1e-4, 2e-4]),
+    "freeze-gradual": (
+        {"name": "freeze", "embeddings": False, "gradual_unfreezing": True, "unfreeze_every": 100},
+        [1e-4, 2e-4],
+    ),
+    "bitfit": ({"name": "bitfit"}, [1e-3, 3e-3]),
+    "lora": ({"name": "lora"}, [5e-4, 1e-3, 2e-3]),
+    # the recipe most peft examples use (r 8 on query/value), for comparison with our default
+    "lora-qv-r8": (
+        {"name": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]},
+        [5e-4, 1e-3],
+    ),
+    "adalora": ({"name": "adalora"}, [1e-3, 3e-3]),
+    "ia3": ({"name": "ia3"}, [3e-3, 1e-2]),
+    "prefix": ({"name": "prefix"}, [3e-3, 1e-2]),
+    "prompt_tuning": ({"name": "prompt_tuning"}, [1e-2, 3e-2]),
+    "adapter-houlsby": ({"name": "adapter", "placement": "houlsby"}, [5e-4, 1e-3]),
+    "adapter-pfeiffer": ({"name": "adapter", "placement": "pfeiffer"}, [5e-4, 1e-3]),
+}
+
+
+def machine() -> str:
+    """The CPU facts that decide our precision."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from foundation import machine as describe  # the same wording as the other benchmarks
+
+    return str(describe())
+
+
+def run_dir(case: str, method: str, lr: float, seed: int) -> Path:
+    """Where one training run lives."""
+    return WORK / case / method / f"lr{lr:g}-s{seed}"
+
+
+def command(case: str, method: str, lr: float, seed: int, threads: int) -> list[str]:
+    """The ``domaintune train`` command of one run."""
+    spec = CASES[case]
+    section = json.dumps(METHODS[method][0])
+    return [
+        *CLI,
+        "train",
+        spec["recipe"],
+        f"method={section}",
+        f"train.lr={lr:g}",
+        f"train.seed={seed}",
+        f"train.threads={threads}",
+        *spec["overrides"],
+        "-o",
+        str(run_dir(case, method, lr, seed)),
+        "--overwrite",
+    ]
+
+
+def train(job: tuple[str, str, float, int, int]) -> dict[str, Any] | None:
+    """Run one training unless its results exist; None when it failed (logged)."""
+    case, method, lr, seed, threads = job
+    folder = run_dir(case, method, lr, seed)
+    results = folder / "results.json"
+    if not results.is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        log = folder.parent / f"lr{lr:g}-s{seed}.log"
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        with log.open("w") as handle:
+            done = subprocess.run(
+                command(case, method, lr, seed, threads),
+                cwd=ROOT,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        print(
+            f"  {case:9s} {method:17s} lr {lr:<7g} seed {seed:<3d} rc {done.returncode}", flush=True
+        )
+        if done.returncode != 0:
+            return None
+    return json.loads(results.read_text())
+
+
+def checkpoint_mib(folder: Path) -> float:
+    """Size of what a user must keep: the adapter-only folder if any, else the final model."""
+    final = folder / "final"
+    target = final / "adapter" if (final / "adapter").is_dir() else final
+    files = [target / "model.safetensors"] if target == final else list(target.iterdir())
+    return round(sum(f.stat().st_size for f in files if f.is_file()) / 2**20, 3)
+
+
+def run_all(jobs: list[tuple[str, str, float, int, int]], parallel: int) -> None:
+    """Run the jobs, ``parallel`` at a time."""
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(train, jobs))
+
+
+def best_lr(case: str, method: str) -> float | None:
+    """The grid's learning rate with the best validation metric (seed 42)."""
+    grid_case = CASES[case]["grid_from"]
+    scores = {}
+    for lr in METHODS[method][1]:
+        results = run_dir(grid_case, method, lr, 42) / "results.json"
+        if results.is_file():
+            metric = CASES[grid_case]["metric"]
+            scores[lr] = json.loads(results.read_text())["validation"].get(metric)
+    scores = {k: v for k, v in scores.items() if v is not None}
+    return max(scores, key=lambda k: scores[k]) if scores else None
+
+
+def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
+    """Mean/std of the test metric and the costs over the seeds that finished."""
+    lr = best_lr(case, method)
+    if lr is None:
+        return None
+    metric = CASES[case]["metric"]
+    runs = []
+    for seed in seeds:
+        results = run_dir(case, method, lr, seed) / "results.json"
+        if results.is_file():
+            runs.append((seed, json.loads(results.read_text()), run_dir(case, method, lr, seed)))
+    if not runs:
+        return None
+    values = [r["test"][metric] for _, r, _ in runs]
+    grid = {
+        f"{g:g}": json.loads(p.read_text())["validation"].get(CASES[case]["metric"])
+        for g in METHODS[method][1]
+        if (p := run_dir(CASES[case]["grid_from"], method, g, 42) / "results.json").is_file()
+    }
+    return {
+        "lr": lr,
+        "grid": grid,
+        "seeds": [s for s, _, _ in runs],
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "per_seed": [round(v, 4) for v in values],
+        "also": {
+            m: round(statistics.mean(r["test"][m] for _, r, _ in runs), 4)
+            for m in CASES[case]["also"]
+        },
+        "trainable": runs[0][1]["train"]["trainable_parameters"],
+        "total": runs[0][1]["train"]["total_parameters"],
+        "seconds": statistics.mean(r["train"]["seconds"] for _, r, _ in runs),
+        "peak_rss_mib": max(r["peak_rss_mib"] for _, r, _ in runs),
+        "checkpoint_mib": checkpoint_mib(runs[0][2]),
+    }
+
+
+def records(case: str, rows: dict[str, dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
+    """Benchmark records of one case; the reference of every method is full fine-tuning."""
+    full = rows.get("full")
+    out = []
+    for method, row in rows.items():
+        cmd = (
+            f"python bench/methods.py --cases {case} ({CASES[case]['recipe']} with "
+            f"method={json.dumps(METHODS[method][0])} train.lr={row['lr']:g}; lr grid on dev "
+            f"{row['grid']}; reference: full fine-tuning; {machine()})"
+        )
+        for metric, ours, ref, unit, better_high in [
+            (f"test_{CASES[case]['metric']}_mean", row["mean"], full and full["mean"], "score", 1),
+            ("trainable_parameters", row["trainable"], full and full["trainable"], "count", 0),
+            ("train_seconds", row["seconds"], full and full["seconds"], "s", 0),
+            ("peak_rss", row["peak_rss_mib"], full and full["peak_rss_mib"], "MiB", 0),
+            ("checkpoint_size", row["checkpoint_mib"], full and full["checkpoint_mib"], "MiB", 0),
+        ]:
+            ratio = None
+            if ref:
+                ratio = round(ours / ref if better_high else ref / ours, 4) if ours else None
+            out.append(
+                {
+                    "case": f"{case}-{method}",
+                    "metric": metric,
+                    "ours": round(ours, 4),
+                    "reference": None if ref is None else round(ref, 4),
+                    "ratio": ratio,
+                    "unit": unit,
+                    "seeds": row["seeds"],
+                    "command": cmd,
+                    **(
+                        {
+                            "std": round(row["std"], 4),
+                            "per_seed": row["per_seed"],
+                            "lr": row["lr"],
+                            "lr_grid_dev": row["grid"],
+                            **{f"test_{k}_mean": v for k, v in row["also"].items()},
+                        }
+                        if unit == "score"
+                        else {}
+                    ),
+                }
+            )
+    return out
+
+
+def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> str:
+    """The Markdown comparison table (one section per case)."""
+    lines = ["<!-- written by bench/methods.py; do not edit by hand -->", ""]
+    for case, rows in all_rows.items():
+        metric = CASES[case]["metric"]
+        lines += [
+            f"### {case}: test {metric} (mean ± std over seeds), costs",
+            "",
+            "| method | lr (dev grid) | test "
+            + metric
+            + " | seeds | trainable params | train time | peak RSS | checkpoint |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for method, r in rows.items():
+            grid = ", ".join(f"{k}: {v:.4f}" for k, v in r["grid"].items() if v is not None)
+            share = 100 * r["trainable"] / r["total"]
+            lines.append(
+                f"| {method} | {r['lr']:g} ({grid}) | {r['mean']:.4f} ± {r['std']:.4f} | "
+                f"{len(r['seeds'])} | {r['trainable']:,} ({share:.2f}%) | {r['seconds']:.0f} s | "
+                f"{r['peak_rss_mib']:.0f} MiB | {r['checkpoint_mib']:.2f} MiB |"
+            )
+        missing = [m for m in METHODS if m not in rows]
+        if missing:
+            lines.append(f"\nNot measured yet: {', '.join(missing)}.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Tune, run the seeds, and write the results and the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    parser.add_argument("--stage", choices=["grid", "seeds", "report"], default="seeds")
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at once (1 thread each)")
+    args = parser.parse_args()
+    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    if args.stage in ("grid", "seeds"):
+        grid_cases = sorted({CASES[c]["grid_from"] for c in args.cases})
+        run_all(
+            [
+                (case, m, lr, 42, threads)
+                for case in grid_cases
+                for m in args.methods
+                for lr in METHODS[m][1]
+            ],
+            args.jobs,
+        )
+    if args.stage == "seeds":
+        jobs = []
+        for case in args.cases:
+            for m in args.methods:
+                lr = best_lr(case, m)
+                if lr is not None:
+                    jobs += [(case, m, lr, s, threads) for s in args.seeds]
+        run_all(jobs, args.jobs)
+    all_rows = {}
+    for case in CASES:
+        rows = {m: s for m in METHODS if (s := summary(case, m, args.seeds)) is not None}
+        if rows:
+            all_rows[case] = rows
+    new = [r for case, rows in all_rows.items() for r in records(case, rows, args.seeds)]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(new, indent=1) + "\n")
+    TABLE.write_text(table(all_rows, args.seeds), encoding="utf-8")
+    print(TABLE.read_text())
+
+
+if __name__ == "__main__":
+    main()
