@@ -37,6 +37,22 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
 
 
+def _refuse_unmerged(folder: Path, given: str) -> None:
+    """A run whose method cannot merge keeps its adapter apart: its final/ is the bare base."""
+    import json
+
+    saved = folder / "domaintune.json"
+    if not saved.is_file():
+        return
+    method = json.loads(saved.read_text(encoding="utf-8")).get("method", {})
+    if method.get("merged") is False:
+        raise ModelError(
+            f"model.init_from: {given!r}: trained with method "
+            f"{method['config']['name']!r}, which cannot be merged into the weights → start "
+            "from a run of a method that merges (full, freeze, bitfit, lora, adalora, ia3)"
+        )
+
+
 def resolve_source(cfg: ModelConfig) -> ModelSource:
     """Resolve ``model.init_from`` or ``model.name`` to a loadable folder or hub id.
 
@@ -51,6 +67,7 @@ def resolve_source(cfg: ModelConfig) -> ModelSource:
                 f"model.init_from: {cfg.init_from!r}: no config.json there → point "
                 "it at a finished run folder or its final/ folder"
             )
+        _refuse_unmerged(folder, cfg.init_from)
         return ModelSource(str(folder), True)
     name = cfg.name
     path = resolve_alias(name) if name in ALIASES else Path(name).expanduser()

@@ -43,6 +43,13 @@ def test_run_folder_reloads_every_method(
     scores = api.evaluate(result.run_dir, cls_data["test"])
     assert scores["accuracy"] == pytest.approx(result.test["accuracy"])
     assert scores["f1_macro"] == pytest.approx(result.test["f1_macro"])
+    if not saved["method"]["merged"]:  # chaining from it would silently drop the adapter
+        from domaintune.errors import ModelError
+        from domaintune.models.load import resolve_source
+
+        chained = recipe.model.model_copy(update={"init_from": str(result.run_dir)})
+        with pytest.raises(ModelError, match="cannot be merged"):
+            resolve_source(chained)
     rows = api.predict(result.run_dir, ["the patient has a severe fever"])
     assert (
         rows[0]["label"]
