@@ -68,7 +68,9 @@ def promised_trainable(cfg: Any, model: torch.nn.Module, before: dict[str, torch
     if cfg.name == "ia3":
         # (IA)^3: one vector per target; feed-forward targets scale their input, others output.
         return head + sum(
-            m.in_features if name.endswith("output.dense") else m.out_features
+            m.in_features
+            if any(name.endswith(f) for f in cfg.feedforward_modules or ["output.dense"])
+            else m.out_features
             for name, m in model.named_modules()
             if isinstance(m, torch.nn.Linear)
             and any(name.endswith(t) for t in cfg.target_modules)
@@ -84,12 +86,13 @@ def promised_trainable(cfg: Any, model: torch.nn.Module, before: dict[str, torch
             p.numel()
             for block in blocks
             for m in block.modules()
-            if isinstance(m, torch.nn.LayerNorm)
+            if "Norm" in type(m).__name__  # LayerNorm, Llama's RMSNorm
             for p in m.parameters()
         )
         return head + adapters + norms
     # LoRA family (peft's BERT default targets: query, value)
-    targets = None if cfg.target_modules == "all-linear" else {"query", "value"}
+    default = {"query", "value"} if "Bert" in type(model).__name__ else {"q_proj", "v_proj"}
+    targets = None if cfg.target_modules == "all-linear" else set(cfg.target_modules or default)
     adapted = _linears(model, targets)
     if cfg.name == "adalora":  # A (r x in), B (out x r), E (r x 1) at the initial rank
         return head + sum(cfg.init_r * (m.in_features + m.out_features + 1) for m in adapted)
@@ -110,6 +113,7 @@ def build(
     encoded = {k: task_obj.encode(v, tokenizer, 64) for k, v in raw.splits.items()}
     torch.manual_seed(0)
     model = load_model(source, task_obj.auto_class(), **task_obj.model_kwargs())
+    model.config.pad_token_id = tokenizer.pad_token_id
     return recipe, task_obj, tokenizer, model, {"encoded": encoded, "raw": raw}
 
 
@@ -124,7 +128,44 @@ def test_method_contract(
     tmp_path: Path,
 ) -> None:
     data = ner_data if task == "token_classification" else cls_data
-    recipe, task_obj, tokenizer, model, parts = build(tiny_bert, data, task, method, tmp_path)
+    check_contract(tiny_bert, data, task, method, tmp_path)
+
+
+DECODER_CASES: list[dict[str, Any]] = [
+    {"name": "freeze", "embeddings": False, "gradual_unfreezing": True, "unfreeze_every": 2},
+    {"name": "lora", "r": 4, "dora": True},
+    {"name": "adalora", "r": 2, "init_r": 4},
+    {
+        "name": "ia3",
+        "target_modules": ["k_proj", "v_proj", "down_proj"],
+        "feedforward_modules": ["down_proj"],
+    },
+    {"name": "adapter", "placement": "houlsby", "reduction_factor": 4},
+]
+
+
+@pytest.mark.parametrize(
+    "method", DECODER_CASES, ids=lambda m: "-".join(str(v) for v in m.values())
+)
+def test_method_contract_on_a_decoder(
+    method: dict[str, Any], tiny_llama: Path, cls_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same contract on a Llama sequence classifier (decoder support, docs/methods.md)."""
+    check_contract(tiny_llama, cls_data, "classification", method, tmp_path)
+
+
+def test_bitfit_refuses_a_model_without_biases(tiny_llama: Path, cls_data: dict[str, Path]) -> None:
+    recipe = load_recipe({**recipe_dict(tiny_llama, cls_data), "method": {"name": "bitfit"}})
+    model = load_model(resolve_source(recipe.model), __import__("transformers").AutoModel)
+    with pytest.raises(ValueError, match="no bias parameters"):
+        METHODS["bitfit"].apply(model, recipe.method)
+
+
+def check_contract(
+    tiny: Path, data: dict[str, Path], task: str, method: dict[str, Any], tmp_path: Path
+) -> None:
+    """Train 6 steps and check every promise of DESIGN.md section 8."""
+    recipe, task_obj, tokenizer, model, parts = build(tiny, data, task, method, tmp_path)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     module = METHODS[recipe.method.name]
     expected = promised_trainable(recipe.method, model, before)
