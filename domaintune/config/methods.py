@@ -161,3 +161,18 @@ MethodConfig = Annotated[
     | AdapterConfig,
     Field(discriminator="name"),
 ]
+
+
+# train.lr when a recipe leaves it out: the learning rate the method comparison picked on dev
+# (bench/methods.py; docs/methods-table.md). Until a method is measured, its usual range.
+DEFAULT_LR: dict[str, float] = {
+    "full": 1e-4,
+    "freeze": 1e-4,
+    "bitfit": 1e-3,
+    "lora": 1e-3,
+    "adalora": 1e-3,
+    "ia3": 3e-3,
+    "prefix": 3e-3,
+    "prompt_tuning": 1e-2,
+    "adapter": 1e-3,
+}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from domaintune.config.methods import FullConfig, MethodConfig
+from domaintune.config.methods import DEFAULT_LR, FullConfig, MethodConfig
 from domaintune.config.objectives import ObjectiveConfig
 from domaintune.config.sections import (
     DataConfig,
@@ -35,3 +35,10 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(), description="Training loop.")
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig(), description="Evaluation.")
     output_dir: str | None = Field(None, description="Run folder; null: runs/<recipe file name>.")
+
+    @model_validator(mode="after")
+    def _method_learning_rate(self) -> Recipe:
+        """Without ``train.lr``, train at the learning rate tuned for the method."""
+        if self.train.lr is None:
+            self.train.lr = DEFAULT_LR[self.method.name]
+        return self

@@ -210,7 +210,13 @@ class TrainConfig(Section):
         3.0, gt=0, le=1000, description="Number of passes over the training data."
     )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    lr: float = Field(5e-5, gt=0, le=10, description="Peak learning rate.")
+    lr: float = Field(
+        None,  # type: ignore[assignment]  # the Recipe fills it in from the method
+        gt=0,
+        le=10,
+        description="Peak learning rate; left out: the method's tuned default "
+        "(docs/methods.md, e.g. 1e-4 for full fine-tuning, 1e-3 for lora).",
+    )
     batch_size: int = Field(16, ge=1, description="Global batch size (all processes together).")
     eval_batch_size: int = Field(64, ge=1, description="Batch size for evaluation and prediction.")
     gradient_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")

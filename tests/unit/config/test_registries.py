@@ -72,3 +72,9 @@ def test_method_modules_have_apply() -> None:
 def test_objectives_have_loss() -> None:
     for name, objective in OBJECTIVES.items():
         assert callable(getattr(objective, "loss", None)), name
+
+
+def test_every_method_has_a_default_learning_rate() -> None:
+    from domaintune.config.methods import DEFAULT_LR
+
+    assert set(DEFAULT_LR) == set(METHODS)
