@@ -344,8 +344,9 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             objectives,
             resume,
         )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total_params = sum(p.numel() for p in model.parameters())
+    # Counted on the wrapped module: a task's own head (the CRF) trains too.
+    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+    total_params = sum(p.numel() for p in trained.parameters())
     final_model = method.export(accelerator.unwrap_model(model))
     final_module = task.wrap(final_model)
     scores: dict[str, dict[str, Any]] = {}

@@ -40,7 +40,11 @@ class TokenClassificationTaskConfig(Section):
     """Token classification (NER) with IOB2 tags and entity-level metrics."""
 
     name: Literal["token_classification"] = Field(description="Task name.")
-    head: Literal["softmax"] = Field("softmax", description="Tagging head.")
+    head: Literal["softmax", "crf"] = Field(
+        "softmax",
+        description="Tagging head: softmax (each word on its own) or crf (a linear-chain CRF "
+        "over words with IOB2 constraints, Viterbi decoding).",
+    )
     repair_tags: bool = Field(
         True,
         description="Repair IOB2 violations (an I-X after O becomes B-X) instead of failing; "

@@ -20,11 +20,17 @@ def build_optimizer(
     Args:
         model: The model after the method was applied.
         cfg: Training section.
-        groups: Optional parameter groups with their own ``lr`` (e.g. layer-wise decay).
+        groups: Optional parameter groups with their own ``lr`` (e.g. layer-wise decay);
+            trainable parameters of ``model`` they leave out (a task's own head outside the
+            transformers model, e.g. the CRF) train at ``cfg.lr``.
 
     """
     if groups is None:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+    covered = {id(p) for group in groups for p in group["params"]}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in covered]
+    if rest:
+        groups = [*groups, {"params": rest, "lr": cfg.lr}]
     names = {id(p): n for n, p in model.named_parameters()}
     split: list[dict[str, Any]] = []
     for group in groups:
