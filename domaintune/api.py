@@ -318,6 +318,12 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         greater = greater_is_better(metric)
     validation = encoded.get("validation") if raw.splits.get("validation") else None
     trained = task.wrap(model)
+    crf = getattr(task, "crf", None)
+    crf_multiplier = getattr(recipe.task, "crf_lr_multiplier", 1.0)
+    if crf is not None and crf_multiplier != 1.0:
+        groups = boost_parameters(
+            trained, groups, list(crf.parameters()), crf_multiplier, recipe.train.lr
+        )
 
     def lm_scores() -> dict[str, Any]:
         """Perplexity on the held-out domain text and the general reference text."""

@@ -60,7 +60,11 @@ def boost_parameters(
     factor: float,
     lr: float,
 ) -> list[dict[str, Any]]:
-    """Move ``params`` (e.g. a newly initialised head) into a group at ``factor`` × its LR."""
+    """Move ``params`` (e.g. a newly initialised head) into a group at ``factor`` × its LR.
+
+    ``params`` that no group holds (a task's own head outside the method's groups) get a group
+    at ``factor`` × ``lr``.
+    """
     if groups is None:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
     boosted = {id(p) for p in params if p.requires_grad}
@@ -72,6 +76,10 @@ def boost_parameters(
             out.append({**group, "params": keep})
         if moved:
             out.append({**group, "params": moved, "lr": group["lr"] * factor})
+    held = {id(p) for group in groups for p in group["params"]}
+    alone = [p for p in params if p.requires_grad and id(p) not in held]
+    if alone:
+        out.append({"params": alone, "lr": lr * factor})
     return out
 
 

@@ -18,7 +18,7 @@ from domaintune.config import load_recipe
 from domaintune.config.sections import TokenClassificationTaskConfig
 from domaintune.models.crf import CRFTagger
 from domaintune.tasks import build_task
-from domaintune.training.optim import build_optimizer
+from domaintune.training.optim import boost_parameters, build_optimizer
 from tests.conftest import recipe_dict
 from tests.unit.training.test_resume import KILLER
 
@@ -93,6 +93,13 @@ def test_crf_trains_with_method_param_groups(tiny_bert: Path, ner_data: dict[str
     lrs = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     for param in task.crf.parameters():
         assert param.requires_grad and lrs[id(param)] == recipe.train.lr
+    # crf_lr_multiplier: the CRF gets its own group, with or without the method's groups.
+    for given in (groups, None):
+        boosted = boost_parameters(task.wrap(net), given, list(task.crf.parameters()), 10.0, 1e-3)
+        optimizer = build_optimizer(task.wrap(net), recipe.train, boosted)
+        lrs = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+        assert all(lrs[id(p)] == pytest.approx(1e-2) for p in task.crf.parameters())
+        assert len(lrs) == sum(1 for p in task.wrap(net).parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("method", [{"name": "full"}, {"name": "lora", "r": 4}], ids=str)
