@@ -320,6 +320,12 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         greater = greater_is_better(metric)
     validation = encoded.get("validation") if raw.splits.get("validation") else None
     trained = task.wrap(model)
+    crf = getattr(task, "crf", None)
+    crf_multiplier = getattr(recipe.task, "crf_lr_multiplier", 1.0)
+    if crf is not None and crf_multiplier != 1.0:
+        groups = boost_parameters(
+            trained, groups, list(crf.parameters()), crf_multiplier, recipe.train.lr
+        )
 
     def lm_scores() -> dict[str, Any]:
         """Perplexity on the held-out domain text and the general reference text."""
@@ -347,8 +353,9 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             resume,
             callbacks,
         )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total_params = sum(p.numel() for p in model.parameters())
+    # Counted on the wrapped module: a task's own head (the CRF) trains too.
+    trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+    total_params = sum(p.numel() for p in trained.parameters())
     adapted = accelerator.unwrap_model(model)
     if hasattr(method, "save_adapter") and accelerator.is_main_process:
         method.save_adapter(adapted, run_folder.final / ADAPTER_DIR)  # before a merge changes it

@@ -40,12 +40,30 @@ class TokenClassificationTaskConfig(Section):
     """Token classification (NER) with IOB2 tags and entity-level metrics."""
 
     name: Literal["token_classification"] = Field(description="Task name.")
-    head: Literal["softmax"] = Field("softmax", description="Tagging head.")
+    head: Literal["softmax", "crf"] = Field(
+        "softmax",
+        description="Tagging head: softmax (each word on its own) or crf (a linear-chain CRF "
+        "over words with IOB2 constraints, Viterbi decoding).",
+    )
+    crf_lr_multiplier: float = Field(
+        1.0,
+        ge=1.0,
+        le=1000.0,
+        description="head: crf only: LR multiplier for the CRF's start/end/transition scores "
+        "(zero at the start; AdamW moves each by about the LR a step, so at lr 1e-4 they stay "
+        "small). 1 = the same LR as the rest.",
+    )
     repair_tags: bool = Field(
         True,
         description="Repair IOB2 violations (an I-X after O becomes B-X) instead of failing; "
         "IOBES/BMES tags are always converted to IOB2.",
     )
+
+    @model_validator(mode="after")
+    def _crf_options_need_crf(self) -> TokenClassificationTaskConfig:
+        if self.crf_lr_multiplier != 1.0 and self.head != "crf":
+            raise ValueError("crf_lr_multiplier applies to head: crf only → set head: crf")
+        return self
 
 
 class LanguageModelingTaskConfig(Section):

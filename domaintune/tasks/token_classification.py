@@ -16,12 +16,18 @@ from domaintune.data.pipeline import RawSplits
 from domaintune.data.readers import Example
 from domaintune.errors import DataError
 from domaintune.evaluation.metrics import entity_metrics
+from domaintune.models.crf import CRF, CRFTagger
+from domaintune.tasks.crf_head import crf_loss, crf_state, crf_tags, new_crf
 
 IGNORE = -100
 
 
 class TokenClassificationTask:
-    """Tag every word; the first sub-word of each word carries its tag."""
+    """Tag every word; the first sub-word of each word carries its tag.
+
+    ``head: softmax`` tags each word independently; ``head: crf`` adds a linear-chain CRF over
+    the words (``tasks.crf_head``), whose scores are saved in the task state.
+    """
 
     kind = "tokens"
     default_metric = "entity_f1"
@@ -32,6 +38,10 @@ class TokenClassificationTask:
         """Create the task from its config section (and saved state when reloading a run)."""
         self.cfg = cfg
         self.labels: list[str] = list((state or {}).get("labels", []))
+        # One CRF per task: every wrap() shares it, so evaluation uses the trained scores.
+        self.crf: CRF | None = None
+        if cfg.head == "crf" and self.labels:
+            self.crf = new_crf(self.labels, (state or {}).get("crf"))
 
     def fit_labels(self, raw: RawSplits) -> None:
         """Convert every split to IOB2 and build ``O, B-X, I-X...`` from the training types."""
@@ -60,9 +70,13 @@ class TokenClassificationTask:
                     "training examples of that type"
                 )
         self.labels = tag_list_for(types)
+        if self.cfg.head == "crf":
+            self.crf = new_crf(self.labels)
 
     def state(self) -> dict[str, Any]:
-        """The IOB2 label list."""
+        """The IOB2 label list (and the CRF's learned scores with ``head: crf``)."""
+        if self.crf is not None:
+            return {"labels": self.labels, "crf": crf_state(self.crf)}
         return {"labels": self.labels}
 
     def auto_class(self) -> Any:
@@ -83,7 +97,9 @@ class TokenClassificationTask:
         """Nothing to learn from the model or tokenizer."""
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model itself: its own forward gives the logits this task needs."""
+        """The model itself, or with ``head: crf`` the model and the task's CRF together."""
+        if self.crf is not None:
+            return CRFTagger(model, self.crf)
         return model
 
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
@@ -134,25 +150,32 @@ class TokenClassificationTask:
     def collate(
         self, features: dict[str, list[np.ndarray]], pad_token_id: int, training: bool = False
     ) -> dict[str, torch.Tensor]:
-        """Pad inputs and tag ids (-100 on padding)."""
+        """Pad inputs and tag ids (-100 on padding); the CRF also gets first sub-words."""
         batch = pad_inputs(features, pad_token_id)
         if "labels" in features:
             batch["labels"] = pad_feature(features["labels"], IGNORE)  # (B, T)
+        if self.crf is not None:
+            batch["word_mask"] = pad_feature(features["word_ids"], -1) >= 0  # (B, T) bool
         return batch
 
     def loss(
         self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy summed over tagged positions, and their count."""
+        """Cross-entropy (or CRF negative log-likelihood) summed, and the tagged word count."""
         labels = batch["labels"]  # (B, T)
+        if self.crf is not None:
+            return crf_loss(self.crf, logits, labels, IGNORE)
         total = F.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum"
         )
         return total, (labels != IGNORE).sum().float()
 
     def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
-        """Tag ids per position, trimmed to each example's length."""
-        ids = logits.argmax(-1).cpu().numpy()  # (B, T)
+        """Tag ids per position (Viterbi's at first sub-words with the CRF), trimmed."""
+        if self.crf is not None:
+            ids = crf_tags(self.crf, logits, batch["word_mask"])  # (B, T)
+        else:
+            ids = logits.argmax(-1).cpu().numpy()  # (B, T)
         lengths = batch["attention_mask"].sum(-1).cpu().numpy()
         return [ids[i, : lengths[i]] for i in range(len(ids))]
 

@@ -20,11 +20,17 @@ def build_optimizer(
     Args:
         model: The model after the method was applied.
         cfg: Training section.
-        groups: Optional parameter groups with their own ``lr`` (e.g. layer-wise decay).
+        groups: Optional parameter groups with their own ``lr`` (e.g. layer-wise decay);
+            trainable parameters of ``model`` they leave out (a task's own head outside the
+            transformers model, e.g. the CRF) train at ``cfg.lr``.
 
     """
     if groups is None:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+    covered = {id(p) for group in groups for p in group["params"]}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in covered]
+    if rest:
+        groups = [*groups, {"params": rest, "lr": cfg.lr}]
     names = {id(p): n for n, p in model.named_parameters()}
     split: list[dict[str, Any]] = []
     for group in groups:
@@ -54,7 +60,11 @@ def boost_parameters(
     factor: float,
     lr: float,
 ) -> list[dict[str, Any]]:
-    """Move ``params`` (e.g. a newly initialised head) into a group at ``factor`` × its LR."""
+    """Move ``params`` (e.g. a newly initialised head) into a group at ``factor`` × its LR.
+
+    ``params`` that no group holds (a task's own head outside the method's groups) get a group
+    at ``factor`` × ``lr``.
+    """
     if groups is None:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
     boosted = {id(p) for p in params if p.requires_grad}
@@ -66,6 +76,10 @@ def boost_parameters(
             out.append({**group, "params": keep})
         if moved:
             out.append({**group, "params": moved, "lr": group["lr"] * factor})
+    held = {id(p) for group in groups for p in group["params"]}
+    alone = [p for p in params if p.requires_grad and id(p) not in held]
+    if alone:
+        out.append({"params": alone, "lr": lr * factor})
     return out
 
 
