@@ -112,22 +112,42 @@ class PrefixConfig(Section):
     """Prefix tuning (Li & Liang, 2021): learned key/value vectors prepended in every layer."""
 
     name: Literal["prefix"] = Field(description="Method name.")
-    num_virtual_tokens: int = Field(20, ge=1, le=512, description="Prefix length.")
+    num_virtual_tokens: int = Field(
+        20, ge=1, le=512, description="Prefix length: key/value vectors per layer and head."
+    )
     projection: bool = Field(
         True,
         description="Reparameterise the prefix through a two-layer MLP during training (as in "
-        "the paper); the saved prefix is the MLP's output.",
+        "the paper); the saved prefix is the MLP's output, so loading needs no MLP.",
     )
     projection_hidden: int = Field(512, ge=1, description="Hidden size of that MLP.")
+    init: Literal["random", "vocab"] = Field(
+        "vocab",
+        description="vocab: start from the keys and values the frozen model computes for "
+        "random vocabulary tokens (the paper's real-word initialisation; with projection, the "
+        "MLP's output bias); random: small random vectors.",
+    )
 
 
 class PromptTuningConfig(Section):
-    """Prompt tuning (Lester et al., 2021): learned input embeddings prepended to every input."""
+    """Prompt tuning (Lester et al., 2021): learned input embeddings inserted into every input.
+
+    Encoders get the soft prompt after their first token ([CLS] stays at position 0 for
+    pooling); decoders get it at the start.
+    """
 
     name: Literal["prompt_tuning"] = Field(description="Method name.")
-    num_virtual_tokens: int = Field(20, ge=1, le=512, description="Soft prompt length.")
+    num_virtual_tokens: int = Field(
+        20,
+        ge=1,
+        le=512,
+        description="Soft prompt length (encoders: data.max_length plus this must fit the "
+        "model's position embeddings).",
+    )
     init: Literal["random", "vocab"] = Field(
-        "vocab", description="Initialise the soft prompt from random vocabulary embeddings."
+        "vocab",
+        description="vocab: copy the embeddings of random vocabulary tokens; random: normal "
+        "noise with the embedding table's standard deviation.",
     )
 
 
