@@ -81,7 +81,8 @@ def adapted_projections(model: nn.Module, placement: str) -> list[nn.Module]:
 def _out_features(module: nn.Module) -> int:
     if isinstance(module, nn.Linear):
         return module.out_features
-    return int(module.weight.shape[-1])  # GPT-2's Conv1D stores (in, out)
+    weight: Any = module.weight
+    return int(weight.shape[-1])  # GPT-2's Conv1D stores (in, out)
 
 
 def apply(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
@@ -118,7 +119,8 @@ def base_model(model: nn.Module) -> nn.Module:
     """Remove every adapter and its hook: a plain transformers model (norms and head trained)."""
     for module in model.modules():
         if hasattr(module, ADAPTER_NAME):
-            module._bottleneck_hook.remove()  # type: ignore[operator]
+            hook: Any = module._bottleneck_hook
+            hook.remove()
             del module._bottleneck_hook
             delattr(module, ADAPTER_NAME)
     return model

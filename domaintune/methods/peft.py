@@ -91,7 +91,7 @@ class AdaLoraSchedule:
 
     def on_train_begin(self, total_steps: int, steps_per_epoch: int, step: int) -> None:
         """Set peft's total_step, tinit and tfinal from the run's real length."""
-        config = self.model.peft_config["default"]  # type: ignore[index]
+        config: Any = self.model.peft_config["default"]  # type: ignore[index]
         config.total_step = max(3, total_steps)
         config.tinit = int(self.cfg.warmup_fraction * config.total_step)
         config.tfinal = int(self.cfg.final_fraction * config.total_step)
