@@ -29,6 +29,7 @@ test-integration: setup
 bench: setup
 	$(PY) bench/foundation.py
 	$(PY) bench/dapt.py
+	$(PY) bench/methods.py
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench
