@@ -287,7 +287,9 @@ def main() -> None:
     """Tune, run the seeds, and write the results and the table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="in run order"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
     parser.add_argument("--stage", choices=["grid", "seeds", "report"], default="seeds")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (1 thread each)")
@@ -296,10 +298,10 @@ def main() -> None:
     if args.stage in ("grid", "seeds"):
         grid_cases = sorted({CASES[c]["grid_from"] for c in args.cases})
         run_all(
-            [
+            [  # method by method, so the first methods finish on every case first
                 (case, m, lr, 42, threads)
-                for case in grid_cases
                 for m in args.methods
+                for case in grid_cases
                 for lr in METHODS[m][1]
             ],
             args.jobs,
