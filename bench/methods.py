@@ -171,6 +171,34 @@ def best_lr(case: str, method: str) -> float | None:
     return max(scores, key=lambda k: scores[k]) if scores else None
 
 
+def default_lr(method: str) -> tuple[float, int] | None:
+    """The grid LR that does best over both datasets: highest mean of dev score / case best.
+
+    Returns the LR and the number of datasets it was judged on; this is what
+    ``domaintune.config.methods.DEFAULT_LR`` should hold for the method.
+    """
+    relative: dict[float, list[float]] = {}
+    cases = sorted({spec["grid_from"] for spec in CASES.values()})
+    judged = 0
+    for case in cases:
+        metric = CASES[case]["metric"]
+        scores = {}
+        for lr in METHODS[method][1]:
+            results = run_dir(case, method, lr, 42) / "results.json"
+            if results.is_file():
+                scores[lr] = json.loads(results.read_text())["validation"].get(metric) or 0.0
+        if len(scores) < len(METHODS[method][1]) or not max(scores.values()):
+            continue
+        judged += 1
+        best = max(scores.values())
+        for lr, value in scores.items():
+            relative.setdefault(lr, []).append(value / best)
+    if not relative:
+        return None
+    lr = max(relative, key=lambda k: statistics.mean(relative[k]))
+    return lr, judged
+
+
 def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
     """Mean/std of the test metric and the costs over the seeds that finished."""
     lr = best_lr(case, method)
@@ -277,9 +305,17 @@ def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> s
                 f"{r['peak_rss_mib']:.0f} MiB | {r['checkpoint_mib']:.2f} MiB |"
             )
         missing = [m for m in METHODS if m not in rows]
+
         if missing:
             lines.append(f"\nNot measured yet: {', '.join(missing)}.")
         lines.append("")
+    picks = {m: d for m in METHODS if (d := default_lr(m)) is not None}
+    lines.append(
+        "Default learning rate per method (best mean dev score relative to each dataset's "
+        "best, over the datasets whose grid finished): "
+        + ", ".join(f"{m} {lr:g} ({n} datasets)" for m, (lr, n) in picks.items())
+        + "."
+    )
     return "\n".join(lines)
 
 
