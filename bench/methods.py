@@ -72,7 +72,7 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
         [1e-4, 2e-4],
     ),
     "bitfit": ({"name": "bitfit"}, [1e-3, 3e-3]),
-    "lora": ({"name": "lora"}, [5e-4, 1e-3, 2e-3]),
+    "lora": ({"name": "lora"}, [5e-4, 1e-3, 2e-3, 4e-3]),
     # the recipe most peft examples use (r 8 on query/value), for comparison with our default
     "lora-qv-r8": (
         {"name": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]},
