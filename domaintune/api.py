@@ -6,6 +6,7 @@ The CLI and any other front end are thin callers of the functions here.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 from collections.abc import Iterator
@@ -437,6 +438,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )
+        write_report_safely(run_folder.root)
     accelerator.wait_for_everyone()
     return RunResult(
         run_dir=run_folder.root,
@@ -550,6 +552,35 @@ def _forgetting(
 
 
 # ------------------------------------------------------------------------- finished runs
+def report(run_dir: str | Path) -> Path:
+    """(Re)build ``report.html`` of a finished run folder and return its path."""
+    from domaintune.reports.html import write_report
+
+    return write_report(run_dir)
+
+
+def write_report_safely(run_dir: Path) -> Path | None:
+    """Write the run report; a failure is logged as a warning and never fails the run."""
+    try:
+        return report(run_dir)
+    except Exception as exc:  # a plot or template problem must not lose a finished training run
+        logging.getLogger("domaintune").warning(
+            "%s: report.html not written (%s: %s) → rebuild it with 'domaintune report %s'",
+            run_dir,
+            type(exc).__name__,
+            exc,
+            run_dir,
+        )
+        return None
+
+
+def compare(run_dirs: list[str | Path]) -> Any:
+    """Compare finished runs: differing recipe keys and main metrics (``reports.Comparison``)."""
+    from domaintune.reports.compare import compare_runs
+
+    return compare_runs(run_dirs)
+
+
 @dataclass
 class LoadedRun:
     """A finished run's model, tokenizer and task, ready for evaluation or prediction."""

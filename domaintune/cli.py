@@ -324,6 +324,54 @@ def analyse(
         typer.echo(f"wrote the report to {output}")
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+) -> None:
+    """Rebuild report.html of a run folder (recipe, data, curves, errors, resources)."""
+    from domaintune.api import report as api_report
+
+    try:
+        path = api_report(run_dir)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the comparison as HTML.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing HTML file.")] = False,
+) -> None:
+    """Compare runs: the recipe keys that differ and the main metrics."""
+    from rich.console import Console
+
+    from domaintune.api import compare as api_compare
+    from domaintune.errors import RunError
+
+    try:
+        if html is not None and html.exists() and not overwrite:
+            raise RunError(f"{html}: output file exists → pass --overwrite or choose another name")
+        comparison = api_compare(list(run_dirs))
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    from domaintune.reports.compare import comparison_html, comparison_tables
+
+    console = Console()
+    for table in comparison_tables(comparison):
+        console.print(table)
+    if html is not None:
+        tmp = html.with_name(html.name + ".tmp")
+        tmp.write_text(comparison_html(comparison), encoding="utf-8")
+        tmp.replace(html)
+        typer.echo(f"wrote {html}")
+
+
 def main() -> None:
     """Entry point of the ``domaintune`` script."""
     app()
