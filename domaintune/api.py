@@ -709,3 +709,86 @@ def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[st
         for row, original in zip(rows, originals, strict=True):
             row["text"] = original["text"]
     return rows
+
+
+# ------------------------------------------------------------------------------- serving
+def predict_texts(loaded: LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
+    """Predictions of a loaded run for raw texts (the rows ``predict`` returns for a list)."""
+    examples: list[Example] = [{"text": t} for t in texts]
+    outputs, encoded = _infer_examples(loaded, examples)
+    rows: list[dict[str, Any]] = loaded.task.format_predictions(
+        outputs, examples, encoded, loaded.tokenizer
+    )
+    if loaded.task.kind == "text":  # as in predict: answer with the text the client sent
+        for row, text in zip(rows, texts, strict=True):
+            row["text"] = text
+    return rows
+
+
+def serving_metadata(loaded: LoadedRun) -> dict[str, Any]:
+    """What ``GET /metadata`` answers: task, labels, model, method and the run's metrics."""
+    import yaml
+
+    root = loaded.run.root
+    results = json.loads(loaded.run.results.read_text(encoding="utf-8"))
+    recipe = yaml.safe_load(loaded.run.recipe.read_text(encoding="utf-8")) or {}
+
+    def numbers(scores: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+
+    return {
+        "run": str(root.resolve()),
+        "task": (recipe.get("task") or {}).get("name"),
+        "kind": loaded.task.kind,
+        "labels": loaded.task.state().get("labels"),
+        "model": results.get("model"),
+        "method": (recipe.get("method") or {}).get("name"),
+        "metric": results.get("metric"),
+        "test": numbers(results.get("test") or {}),
+        "validation": numbers(results.get("validation") or {}),
+        "max_length": loaded.data.max_length,
+    }
+
+
+def serving_app(
+    run_dir: str | Path,
+    *,
+    max_batch_size: int = 32,
+    max_text_length: int = 10_000,
+    max_wait_ms: float = 5.0,
+) -> Any:
+    """The FastAPI app serving a finished run (``POST /predict``, ``/health``, ``/metadata``)."""
+    from domaintune.deploy.serve import ServeLimits, create_app
+
+    for name, value in (("max_batch_size", max_batch_size), ("max_text_length", max_text_length)):
+        if value < 1:
+            raise ConfigError(f"serve: --{name.replace('_', '-')}: {value}: must be ≥ 1 → raise it")
+    loaded = load_run(run_dir)
+    if loaded.task.kind == "lm":
+        raise ConfigError(
+            f"{run_dir}: a language-modelling run has no predictions to serve → serve a "
+            "classification or token-classification run"
+        )
+    limits = ServeLimits(max_batch_size, max_text_length, max_wait_ms)
+    return create_app(lambda texts: predict_texts(loaded, texts), serving_metadata(loaded), limits)
+
+
+def serve(
+    run_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_batch_size: int = 32,
+    max_text_length: int = 10_000,
+    max_wait_ms: float = 5.0,
+) -> None:
+    """Serve a finished run over HTTP until interrupted (FastAPI + uvicorn)."""
+    from domaintune.deploy.serve import run_server
+
+    app = serving_app(
+        run_dir,
+        max_batch_size=max_batch_size,
+        max_text_length=max_text_length,
+        max_wait_ms=max_wait_ms,
+    )
+    run_server(app, host, port)

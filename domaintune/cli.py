@@ -372,6 +372,35 @@ def compare(
         typer.echo(f"wrote {html}")
 
 
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_batch_size: Annotated[
+        int, typer.Option(help="Most texts per request, and per batched model call.")
+    ] = 32,
+    max_text_length: Annotated[int, typer.Option(help="Most characters per text.")] = 10_000,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a request waits for others to batch with (ms).")
+    ] = 5.0,
+) -> None:
+    """Serve predictions over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
+    from domaintune.api import serve as api_serve
+
+    try:
+        api_serve(
+            run_dir,
+            host=host,
+            port=port,
+            max_batch_size=max_batch_size,
+            max_text_length=max_text_length,
+            max_wait_ms=max_wait_ms,
+        )
+    except DomaintuneError as error:
+        _fail(error)
+
+
 def main() -> None:
     """Entry point of the ``domaintune`` script."""
     app()
