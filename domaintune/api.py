@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import resource
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,11 +50,14 @@ def default_output_dir(recipe_path: str | Path | None) -> Path:
     return Path("runs") / stem
 
 
-def make_accelerator(cfg: TrainConfig) -> Any:
-    """An Accelerator with the global batch split over processes and the right precision."""
+def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None) -> Any:
+    """An Accelerator with the global batch split over processes and the right precision.
+
+    With ``train.report_to``, Accelerate's trackers log into ``project_dir`` (the run folder).
+    """
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
     quiet_libraries()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -76,7 +79,46 @@ def make_accelerator(cfg: TrainConfig) -> Any:
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         cpu=not torch.cuda.is_available(),
         rng_types=[],
+        log_with=check_trackers(cfg.report_to) or None,
+        project_config=ProjectConfiguration(
+            project_dir=str(project_dir), logging_dir=str(project_dir / "tensorboard")
+        )
+        if cfg.report_to and project_dir is not None
+        else None,
     )
+
+
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
+
+
+def check_trackers(names: Sequence[str]) -> list[str]:
+    """The trackers of ``train.report_to``; a one-line error naming a package that is missing."""
+    from importlib.util import find_spec
+
+    for name in names:
+        packages = TRACKER_PACKAGES[name]
+        if not any(find_spec(p) is not None for p in packages):
+            raise ConfigError(
+                f"train.report_to: {name!r}: the {' or '.join(packages)} package is not "
+                f"installed → pip install {packages[-1]}, or remove {name} from report_to"
+            )
+    return list(names)
+
+
+def start_trackers(accelerator: Any, recipe: Recipe, run_dir: Path) -> None:
+    """Start the recipe's trackers with the flattened recipe as hyper-parameters."""
+    if not recipe.train.report_to:
+        return
+    from domaintune.reports.compare import flatten
+
+    if "mlflow" in recipe.train.report_to and accelerator.is_main_process:
+        import mlflow
+
+        mlflow.set_tracking_uri((run_dir / "mlruns").resolve().as_uri())  # a local store
+    flat = flatten(recipe.model_dump(mode="json"))
+    # Trackers take scalars only (TensorBoard's hparams refuse None and lists).
+    config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
+    accelerator.init_trackers(run_dir.resolve().name, config=config)
 
 
 def resolve_precision(precision: str) -> str:
@@ -178,7 +220,7 @@ def run(
     if resume and (folder / "recipe.resolved.yaml").is_file():
         recipe = load_recipe(folder / "recipe.resolved.yaml")
     check_run_folder(folder, resume, overwrite)
-    accelerator = make_accelerator(recipe.train)
+    accelerator = make_accelerator(recipe.train, folder)
     accelerator.wait_for_everyone()
     run_folder = (
         prepare_run_folder(folder, resume, overwrite)
@@ -312,6 +354,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         objective.setup(model, pretrained)
     if accelerator.is_main_process:
         run_folder.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+    start_trackers(accelerator, recipe, run_folder.root)
 
     metric = recipe.eval.metric or task.default_metric
     greater = recipe.eval.greater_is_better
@@ -439,6 +482,17 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )
         write_report_safely(run_folder.root)
+    if recipe.train.report_to:
+        accelerator.log(
+            {
+                f"{split}/{k}": v
+                for split, values in scores.items()
+                for k, v in values.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            },
+            step=result.steps,
+        )
+        accelerator.end_training()
     accelerator.wait_for_everyone()
     return RunResult(
         run_dir=run_folder.root,
@@ -725,31 +779,6 @@ def predict_texts(loaded: LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def serving_metadata(loaded: LoadedRun) -> dict[str, Any]:
-    """What ``GET /metadata`` answers: task, labels, model, method and the run's metrics."""
-    import yaml
-
-    root = loaded.run.root
-    results = json.loads(loaded.run.results.read_text(encoding="utf-8"))
-    recipe = yaml.safe_load(loaded.run.recipe.read_text(encoding="utf-8")) or {}
-
-    def numbers(scores: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-
-    return {
-        "run": str(root.resolve()),
-        "task": (recipe.get("task") or {}).get("name"),
-        "kind": loaded.task.kind,
-        "labels": loaded.task.state().get("labels"),
-        "model": results.get("model"),
-        "method": (recipe.get("method") or {}).get("name"),
-        "metric": results.get("metric"),
-        "test": numbers(results.get("test") or {}),
-        "validation": numbers(results.get("validation") or {}),
-        "max_length": loaded.data.max_length,
-    }
-
-
 def serving_app(
     run_dir: str | Path,
     *,
@@ -758,7 +787,7 @@ def serving_app(
     max_wait_ms: float = 5.0,
 ) -> Any:
     """The FastAPI app serving a finished run (``POST /predict``, ``/health``, ``/metadata``)."""
-    from domaintune.deploy.serve import ServeLimits, create_app
+    from domaintune.deploy.serve import ServeLimits, create_app, run_metadata
 
     for name, value in (("max_batch_size", max_batch_size), ("max_text_length", max_text_length)):
         if value < 1:
@@ -770,7 +799,10 @@ def serving_app(
             "classification or token-classification run"
         )
     limits = ServeLimits(max_batch_size, max_text_length, max_wait_ms)
-    return create_app(lambda texts: predict_texts(loaded, texts), serving_metadata(loaded), limits)
+    metadata = run_metadata(
+        loaded.run, loaded.task.kind, loaded.task.state().get("labels"), loaded.data.max_length
+    )
+    return create_app(lambda texts: predict_texts(loaded, texts), metadata, limits)
 
 
 def serve(

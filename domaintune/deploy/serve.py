@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from domaintune.errors import ConfigError
+from domaintune.runs import RunFolder
 
 Predict = Callable[[list[str]], list[dict[str, Any]]]
 
@@ -204,6 +205,34 @@ def create_app(predict: Predict, metadata: dict[str, Any], limits: ServeLimits) 
         return {"predictions": rows, "seconds": seconds}
 
     return app
+
+
+def run_metadata(
+    run: RunFolder, kind: str, labels: list[str] | None, max_length: int
+) -> dict[str, Any]:
+    """What ``GET /metadata`` answers: task, labels, model, method and the run's metrics."""
+    import json
+
+    import yaml
+
+    results = json.loads(run.results.read_text(encoding="utf-8"))
+    recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8")) or {}
+
+    def numbers(scores: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+
+    return {
+        "run": str(run.root.resolve()),
+        "task": (recipe.get("task") or {}).get("name"),
+        "kind": kind,
+        "labels": labels,
+        "model": results.get("model"),
+        "method": (recipe.get("method") or {}).get("name"),
+        "metric": results.get("metric"),
+        "test": numbers(results.get("test") or {}),
+        "validation": numbers(results.get("validation") or {}),
+        "max_length": max_length,
+    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:
