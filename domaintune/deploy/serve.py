@@ -151,6 +151,22 @@ def create_app(predict: Predict, metadata: dict[str, Any], limits: ServeLimits) 
     def error(status: int, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse(status_code=status, content={"error": message, **extra})
 
+    # Refuse a body larger than any valid request before reading it (6 bytes: a \uXXXX escape).
+    max_body = limits.max_batch_size * limits.max_text_length * 6 + 4096
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_body:
+            return error(
+                413,
+                f"body: {length} bytes exceed {max_body} (from max_batch_size × "
+                "max_text_length) → send fewer or shorter texts",
+                limit="max_body_bytes",
+                value=max_body,
+            )
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [

@@ -122,6 +122,13 @@ def test_limits_are_named_in_413_errors(server: tuple[str, Any]) -> None:
     assert long.json()["limit"] == "max_text_length" and "texts.1" in long.json()["error"]
 
 
+def test_a_body_larger_than_any_valid_request_is_refused_unread(server: tuple[str, Any]) -> None:
+    url, _ = server
+    response = httpx.post(f"{url}/predict", json={"text": "good " * 4000})
+    assert response.status_code == 413
+    assert response.json()["limit"] == "max_body_bytes"
+
+
 def test_token_classification_serves_entities(tiny_bert: Path, tmp_path: Path) -> None:
     recipe = load_recipe(
         recipe_dict(tiny_bert, write_conll(tmp_path / "data"), task="token_classification"),
