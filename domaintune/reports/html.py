@@ -112,7 +112,8 @@ def build_report(run_dir: str | Path) -> str:
     task_data = shift.get("task_data") or {}
     label_info = task_data.get("labels") or {}
     distribution = label_info.get("labels") or label_info.get("entities") or {}
-    figures["labels"] = plots.bar_chart(distribution, "training label distribution")
+    what = "entity" if label_info.get("kind") == "tags" else "label"
+    figures["labels"] = plots.bar_chart(distribution, f"training {what} distribution")
     train = results.get("train") or {}
     context = {
         "title": run.root.resolve().name,
