@@ -6,10 +6,9 @@ The CLI and any other front end are thin callers of the functions here.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import resource
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,8 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 
+    from domaintune.training.tracking import check_trackers
+
     quiet_libraries()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
@@ -86,39 +87,6 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None) -> Any:
         if cfg.report_to and project_dir is not None
         else None,
     )
-
-
-TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
-
-
-def check_trackers(names: Sequence[str]) -> list[str]:
-    """The trackers of ``train.report_to``; a one-line error naming a package that is missing."""
-    from importlib.util import find_spec
-
-    for name in names:
-        packages = TRACKER_PACKAGES[name]
-        if not any(find_spec(p) is not None for p in packages):
-            raise ConfigError(
-                f"train.report_to: {name!r}: the {' or '.join(packages)} package is not "
-                f"installed → pip install {packages[-1]}, or remove {name} from report_to"
-            )
-    return list(names)
-
-
-def start_trackers(accelerator: Any, recipe: Recipe, run_dir: Path) -> None:
-    """Start the recipe's trackers with the flattened recipe as hyper-parameters."""
-    if not recipe.train.report_to:
-        return
-    from domaintune.reports.compare import flatten
-
-    if "mlflow" in recipe.train.report_to and accelerator.is_main_process:
-        import mlflow
-
-        mlflow.set_tracking_uri((run_dir / "mlruns").resolve().as_uri())  # a local store
-    flat = flatten(recipe.model_dump(mode="json"))
-    # Trackers take scalars only (TensorBoard's hparams refuse None and lists).
-    config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
-    accelerator.init_trackers(run_dir.resolve().name, config=config)
 
 
 def resolve_precision(precision: str) -> str:
@@ -304,6 +272,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     from domaintune.tasks.inference import infer
     from domaintune.training.loop import LoopData, train_loop
     from domaintune.training.optim import boost_parameters
+    from domaintune.training.tracking import finish_trackers, start_trackers
 
     set_seed(recipe.train.seed)
     task, raw = prepare_data(recipe)
@@ -481,18 +450,11 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )
+        from domaintune.reports.html import write_report_safely
+
         write_report_safely(run_folder.root)
     if recipe.train.report_to:
-        accelerator.log(
-            {
-                f"{split}/{k}": v
-                for split, values in scores.items()
-                for k, v in values.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            },
-            step=result.steps,
-        )
-        accelerator.end_training()
+        finish_trackers(accelerator, scores, result.steps)
     accelerator.wait_for_everyone()
     return RunResult(
         run_dir=run_folder.root,
@@ -611,21 +573,6 @@ def report(run_dir: str | Path) -> Path:
     from domaintune.reports.html import write_report
 
     return write_report(run_dir)
-
-
-def write_report_safely(run_dir: Path) -> Path | None:
-    """Write the run report; a failure is logged as a warning and never fails the run."""
-    try:
-        return report(run_dir)
-    except Exception as exc:  # a plot or template problem must not lose a finished training run
-        logging.getLogger("domaintune").warning(
-            "%s: report.html not written (%s: %s) → rebuild it with 'domaintune report %s'",
-            run_dir,
-            type(exc).__name__,
-            exc,
-            run_dir,
-        )
-        return None
 
 
 def compare(run_dirs: list[str | Path]) -> Any:

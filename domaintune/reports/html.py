@@ -7,6 +7,7 @@ Everything comes from the run folder (``recipe.resolved.yaml``, ``metrics.jsonl`
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,21 @@ def write_report(run_dir: str | Path) -> Path:
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
     return target
+
+
+def write_report_safely(run_dir: Path) -> Path | None:
+    """Write the run report; a failure is logged as a warning and never fails the run."""
+    try:
+        return write_report(run_dir)
+    except Exception as exc:  # a plot or template problem must not lose a finished training run
+        logging.getLogger("domaintune").warning(
+            "%s: report.html not written (%s: %s) → rebuild it with 'domaintune report %s'",
+            run_dir,
+            type(exc).__name__,
+            exc,
+            run_dir,
+        )
+        return None
 
 
 def _resources(train: dict[str, Any], results: dict[str, Any]) -> list[tuple[str, Any]]:
