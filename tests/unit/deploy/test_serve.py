@@ -144,3 +144,14 @@ def test_token_classification_serves_entities(tiny_bert: Path, tmp_path: Path) -
     finally:
         running.should_exit = True
         running.thread.join(timeout=10)
+
+
+def test_serving_a_folder_that_is_not_a_run_is_a_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from domaintune.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path), "--port", "1"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a finished run folder" in lines[0] and "→" in lines[0]
