@@ -13,9 +13,11 @@ from domaintune.config import Recipe, load_recipe
 __all__ = [
     "Recipe",
     "RunResult",
+    "compare",
     "evaluate",
     "load_recipe",
     "predict",
+    "report",
     "run",
     "run_pipeline",
     "text_perplexity",
@@ -24,7 +26,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"run", "run_pipeline", "evaluate", "predict", "RunResult", "load_run"}:
+    if name in {
+        "run",
+        "run_pipeline",
+        "evaluate",
+        "predict",
+        "RunResult",
+        "load_run",
+        "report",
+        "compare",
+    }:
         from domaintune import api
 
         return getattr(api, name)

@@ -49,11 +49,16 @@ def default_output_dir(recipe_path: str | Path | None) -> Path:
     return Path("runs") / stem
 
 
-def make_accelerator(cfg: TrainConfig) -> Any:
-    """An Accelerator with the global batch split over processes and the right precision."""
+def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None) -> Any:
+    """An Accelerator with the global batch split over processes and the right precision.
+
+    With ``train.report_to``, Accelerate's trackers log into ``project_dir`` (the run folder).
+    """
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+    from domaintune.training.tracking import check_trackers
 
     quiet_libraries()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -75,6 +80,12 @@ def make_accelerator(cfg: TrainConfig) -> Any:
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         cpu=not torch.cuda.is_available(),
         rng_types=[],
+        log_with=check_trackers(cfg.report_to) or None,
+        project_config=ProjectConfiguration(
+            project_dir=str(project_dir), logging_dir=str(project_dir / "tensorboard")
+        )
+        if cfg.report_to and project_dir is not None
+        else None,
     )
 
 
@@ -177,7 +188,7 @@ def run(
     if resume and (folder / "recipe.resolved.yaml").is_file():
         recipe = load_recipe(folder / "recipe.resolved.yaml")
     check_run_folder(folder, resume, overwrite)
-    accelerator = make_accelerator(recipe.train)
+    accelerator = make_accelerator(recipe.train, folder)
     accelerator.wait_for_everyone()
     run_folder = (
         prepare_run_folder(folder, resume, overwrite)
@@ -261,6 +272,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     from domaintune.tasks.inference import infer
     from domaintune.training.loop import LoopData, train_loop
     from domaintune.training.optim import boost_parameters
+    from domaintune.training.tracking import finish_trackers, start_trackers
 
     set_seed(recipe.train.seed)
     task, raw = prepare_data(recipe)
@@ -311,6 +323,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         objective.setup(model, pretrained)
     if accelerator.is_main_process:
         run_folder.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+    start_trackers(accelerator, recipe, run_folder.root)
 
     metric = recipe.eval.metric or task.default_metric
     greater = recipe.eval.greater_is_better
@@ -437,6 +450,11 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )
+        from domaintune.reports.html import write_report_safely
+
+        write_report_safely(run_folder.root)
+    if recipe.train.report_to:
+        finish_trackers(accelerator, scores, result.steps)
     accelerator.wait_for_everyone()
     return RunResult(
         run_dir=run_folder.root,
@@ -550,6 +568,20 @@ def _forgetting(
 
 
 # ------------------------------------------------------------------------- finished runs
+def report(run_dir: str | Path) -> Path:
+    """(Re)build ``report.html`` of a finished run folder and return its path."""
+    from domaintune.reports.html import write_report
+
+    return write_report(run_dir)
+
+
+def compare(run_dirs: list[str | Path]) -> Any:
+    """Compare finished runs: differing recipe keys and main metrics (``reports.Comparison``)."""
+    from domaintune.reports.compare import compare_runs
+
+    return compare_runs(run_dirs)
+
+
 @dataclass
 class LoadedRun:
     """A finished run's model, tokenizer and task, ready for evaluation or prediction."""
@@ -678,3 +710,64 @@ def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[st
         for row, original in zip(rows, originals, strict=True):
             row["text"] = original["text"]
     return rows
+
+
+# ------------------------------------------------------------------------------- serving
+def predict_texts(loaded: LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
+    """Predictions of a loaded run for raw texts (the rows ``predict`` returns for a list)."""
+    examples: list[Example] = [{"text": t} for t in texts]
+    outputs, encoded = _infer_examples(loaded, examples)
+    rows: list[dict[str, Any]] = loaded.task.format_predictions(
+        outputs, examples, encoded, loaded.tokenizer
+    )
+    if loaded.task.kind == "text":  # as in predict: answer with the text the client sent
+        for row, text in zip(rows, texts, strict=True):
+            row["text"] = text
+    return rows
+
+
+def serving_app(
+    run_dir: str | Path,
+    *,
+    max_batch_size: int = 32,
+    max_text_length: int = 10_000,
+    max_wait_ms: float = 5.0,
+) -> Any:
+    """The FastAPI app serving a finished run (``POST /predict``, ``/health``, ``/metadata``)."""
+    from domaintune.deploy.serve import ServeLimits, create_app, run_metadata
+
+    for name, value in (("max_batch_size", max_batch_size), ("max_text_length", max_text_length)):
+        if value < 1:
+            raise ConfigError(f"serve: --{name.replace('_', '-')}: {value}: must be ≥ 1 → raise it")
+    loaded = load_run(run_dir)
+    if loaded.task.kind == "lm":
+        raise ConfigError(
+            f"{run_dir}: a language-modelling run has no predictions to serve → serve a "
+            "classification or token-classification run"
+        )
+    limits = ServeLimits(max_batch_size, max_text_length, max_wait_ms)
+    metadata = run_metadata(
+        loaded.run, loaded.task.kind, loaded.task.state().get("labels"), loaded.data.max_length
+    )
+    return create_app(lambda texts: predict_texts(loaded, texts), metadata, limits)
+
+
+def serve(
+    run_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_batch_size: int = 32,
+    max_text_length: int = 10_000,
+    max_wait_ms: float = 5.0,
+) -> None:
+    """Serve a finished run over HTTP until interrupted (FastAPI + uvicorn)."""
+    from domaintune.deploy.serve import run_server
+
+    app = serving_app(
+        run_dir,
+        max_batch_size=max_batch_size,
+        max_text_length=max_text_length,
+        max_wait_ms=max_wait_ms,
+    )
+    run_server(app, host, port)

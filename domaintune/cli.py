@@ -324,6 +324,83 @@ def analyse(
         typer.echo(f"wrote the report to {output}")
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+) -> None:
+    """Rebuild report.html of a run folder (recipe, data, curves, errors, resources)."""
+    from domaintune.api import report as api_report
+
+    try:
+        path = api_report(run_dir)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run folders.")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the comparison as HTML.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing HTML file.")] = False,
+) -> None:
+    """Compare runs: the recipe keys that differ and the main metrics."""
+    from rich.console import Console
+
+    from domaintune.api import compare as api_compare
+    from domaintune.errors import RunError
+
+    try:
+        if html is not None and html.exists() and not overwrite:
+            raise RunError(f"{html}: output file exists → pass --overwrite or choose another name")
+        comparison = api_compare(list(run_dirs))
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    from domaintune.reports.compare import comparison_html, comparison_tables
+
+    console = Console()
+    for table in comparison_tables(comparison):
+        console.print(table)
+    if html is not None:
+        tmp = html.with_name(html.name + ".tmp")
+        tmp.write_text(comparison_html(comparison), encoding="utf-8")
+        tmp.replace(html)
+        typer.echo(f"wrote {html}")
+
+
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_batch_size: Annotated[
+        int, typer.Option(help="Most texts per request, and per batched model call.")
+    ] = 32,
+    max_text_length: Annotated[int, typer.Option(help="Most characters per text.")] = 10_000,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a request waits for others to batch with (ms).")
+    ] = 5.0,
+) -> None:
+    """Serve predictions over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
+    from domaintune.api import serve as api_serve
+
+    try:
+        api_serve(
+            run_dir,
+            host=host,
+            port=port,
+            max_batch_size=max_batch_size,
+            max_text_length=max_text_length,
+            max_wait_ms=max_wait_ms,
+        )
+    except DomaintuneError as error:
+        _fail(error)
+
+
 def main() -> None:
     """Entry point of the ``domaintune`` script."""
     app()

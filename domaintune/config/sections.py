@@ -281,6 +281,12 @@ class TrainConfig(Section):
     threads: int | None = Field(
         None, ge=1, description="CPU threads per process; null: cores divided by processes."
     )
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list,
+        description="Experiment trackers through Accelerate, logging what metrics.jsonl gets: "
+        "tensorboard (needs tensorboard or tensorboardX; logs in <run>/tensorboard), mlflow "
+        "(needs mlflow; a local store in <run>/mlruns).",
+    )
 
 
 # ---------------------------------------------------------------------------------------- eval

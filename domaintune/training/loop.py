@@ -150,6 +150,7 @@ def train_loop(
             state["bad_evals"] += 1
         if accelerator.is_main_process:
             run.log(record)
+            accelerator.log(_numbers(record), step=state["step"])  # no-op without trackers
             progress.note(
                 f"step {state['step']}: {metric} {value:.4f}" + (" (best)" if improved else ""),
                 {metric: value},
@@ -206,14 +207,14 @@ def train_loop(
             mean_loss = float(window_loss[0] / window_loss[1].clamp(min=1.0))
             progress.step(mean_loss)
             if state["step"] % cfg.log_every == 0 and accelerator.is_main_process:
-                run.log(
-                    {
-                        "event": "train",
-                        "step": state["step"],
-                        "loss": round(mean_loss, 6),
-                        "lr": scheduler.get_last_lr()[0],
-                    }
-                )
+                train_record = {
+                    "event": "train",
+                    "step": state["step"],
+                    "loss": round(mean_loss, 6),
+                    "lr": scheduler.get_last_lr()[0],
+                }
+                run.log(train_record)
+                accelerator.log(_numbers(train_record), step=state["step"])
             window_loss.zero_()
             end_of_epoch = state["batch_in_epoch"] >= batches_per_epoch
             if end_of_epoch:
@@ -299,3 +300,13 @@ def _load_weights(model: nn.Module, run: RunFolder) -> None:
     from safetensors.torch import load_model
 
     load_model(model, str(run.best / "model.safetensors"))
+
+
+def _numbers(record: dict[str, Any]) -> dict[str, float]:
+    """A metrics.jsonl record as tracker scalars, named by event (``train/loss``, ``eval/f1``)."""
+    event = record.get("event", "train")
+    return {
+        f"{event}/{k}": float(v)
+        for k, v in record.items()
+        if k not in {"event", "step"} and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
