@@ -1,7 +1,7 @@
 """domaintune: adapt pretrained language models to a specialised domain, from YAML recipes.
 
-``load_recipe`` needs only pydantic; ``run``, ``evaluate`` and ``predict`` import torch when
-first used, so that validating a recipe stays light.
+``load_recipe`` needs only pydantic; ``run``, ``evaluate``, ``predict`` and ``export`` import
+torch when first used, so that validating a recipe stays light.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ __all__ = [
     "Recipe",
     "RunResult",
     "evaluate",
+    "export",
     "load_recipe",
     "predict",
+    "predict_file",
     "run",
     "run_pipeline",
     "text_perplexity",
@@ -24,7 +26,16 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"run", "run_pipeline", "evaluate", "predict", "RunResult", "load_run"}:
+    if name in {
+        "run",
+        "run_pipeline",
+        "evaluate",
+        "predict",
+        "predict_file",
+        "export",
+        "RunResult",
+        "load_run",
+    }:
         from domaintune import api
 
         return getattr(api, name)
