@@ -65,6 +65,11 @@ def model_card(loaded: LoadedRun, report: dict[str, Any]) -> str:
         if state.get("crf")
         else ""
     )
+    tolerance = (
+        f"must be ≤ {check['tolerance']}"
+        if check["tolerance"] is not None
+        else "no tolerance: quantisation changes logits"
+    )
     extras = {k: v for k, v in report.items() if k not in {"verification", "run", "output"}}
     return f"""# {results.get("model", "model")} · {report.get("method")} · {report.get("task")}
 
@@ -89,7 +94,7 @@ Exported by domaintune (`{fmt}`) from the run `{root}`.
 
 Logits of this export against the PyTorch model on {check["examples"]} examples of
 `{check["sample"]}`: max abs difference **{check["max_abs_diff"]:.3g}**
-(tolerance {check["tolerance"]}), {check["compared"]} agreement **{check["label_agreement"]:.4f}**.
+({tolerance}), {check["compared"]} agreement **{check["label_agreement"]:.4f}**.
 
 ```json
 {json.dumps(extras, indent=1)}

@@ -114,8 +114,13 @@ def torch_logits(model: torch.nn.Module) -> Callable[[dict[str, torch.Tensor]], 
     return run
 
 
-def onnx_logits(path: Path) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-    """Logits of an exported ONNX model through onnxruntime (CPU) for a padded batch."""
+def onnx_logits(
+    path: Path, threads: int | None = None
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """Logits of an exported ONNX model through onnxruntime (CPU) for a padded batch.
+
+    ``threads`` sets onnxruntime's intra-op threads (default: its own, one per physical core).
+    """
     import torch
 
     try:
@@ -126,6 +131,8 @@ def onnx_logits(path: Path) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]
         ) from None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
@@ -155,13 +162,16 @@ def from_run(loaded: LoadedRun) -> Predictor:
     )
 
 
-def open_predictor(source: str | Path, backend: str = "auto") -> Predictor:
+def open_predictor(
+    source: str | Path, backend: str = "auto", threads: int | None = None
+) -> Predictor:
     """Open a run folder or an export folder for prediction.
 
     Args:
         source: A finished run folder, or a folder written by ``domaintune export``.
         backend: ``torch``, ``onnx`` or ``auto`` (ONNX exports on onnxruntime, the rest on
             PyTorch).
+        threads: onnxruntime intra-op threads (PyTorch keeps ``torch.set_num_threads``).
 
     """
     if backend not in BACKENDS:
@@ -174,10 +184,10 @@ def open_predictor(source: str | Path, backend: str = "auto") -> Predictor:
                 "('domaintune export RUN_DIR --format onnx') or use --backend torch"
             )
         return from_run(load_run(path))
-    return open_export(path, backend)
+    return open_export(path, backend, threads)
 
 
-def open_export(path: Path, backend: str = "auto") -> Predictor:
+def open_export(path: Path, backend: str = "auto", threads: int | None = None) -> Predictor:
     """A predictor over an export folder (``safetensors`` on PyTorch; ``onnx``/``int8`` on ORT)."""
     from domaintune.models.load import ModelSource, load_model, load_tokenizer
 
@@ -201,7 +211,7 @@ def open_export(path: Path, backend: str = "auto") -> Predictor:
             f"{path}: a {fmt} export has no {ONNX_FILE} → use --backend torch or auto"
         )
     if onnx_file.is_file():
-        logits, used = onnx_logits(onnx_file), "onnx"
+        logits, used = onnx_logits(onnx_file, threads), "onnx"
         task.bind(saved.get("model_type", ""), tokenizer)
     else:
         model = load_model(ModelSource(str(path), True), task.auto_class()).eval()

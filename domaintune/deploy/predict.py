@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from domaintune.data.batching import sorted_batches
+from domaintune.data.encode import Encoded
 from domaintune.data.readers import Example
 from domaintune.data.stream import stream_split
 from domaintune.deploy.load import Predictor
@@ -30,16 +31,13 @@ CHUNK_SIZE = 4096
 OUTPUT_FORMATS = ("jsonl", "csv")
 
 
-def predict_examples(
+def predict_outputs(
     predictor: Predictor, examples: list[Example], batch_size: int | None = None
-) -> list[dict[str, Any]]:
-    """Prediction rows for in-memory examples (one chunk), in their order."""
+) -> tuple[list[Any], Encoded]:
+    """The task's raw outputs for examples (cleaned in place as in training), in their order."""
     from domaintune.data.pipeline import clean_example
 
-    if not examples:
-        return []
     task, tokenizer = predictor.task, predictor.tokenizer
-    originals = [e.get("text") for e in examples]
     if predictor.data.clean.normalize:
         for example in examples:
             clean_example(example)
@@ -50,7 +48,21 @@ def predict_examples(
         logits = predictor.logits(batch)  # (B, C) or (B, T, C)
         for index, output in zip(indices, task.outputs(logits, batch), strict=True):
             outputs[index] = output
-    rows: list[dict[str, Any]] = task.format_predictions(outputs, examples, encoded, tokenizer)
+    return outputs, encoded
+
+
+def predict_examples(
+    predictor: Predictor, examples: list[Example], batch_size: int | None = None
+) -> list[dict[str, Any]]:
+    """Prediction rows for in-memory examples (one chunk), in their order."""
+    if not examples:
+        return []
+    originals = [e.get("text") for e in examples]
+    outputs, encoded = predict_outputs(predictor, examples, batch_size)
+    task = predictor.task
+    rows: list[dict[str, Any]] = task.format_predictions(
+        outputs, examples, encoded, predictor.tokenizer
+    )
     if task.kind == "text":  # entity offsets refer to the cleaned text, so keep that one
         for row, original in zip(rows, originals, strict=True):
             row["text"] = original
@@ -137,6 +149,7 @@ def predict_file(
         console=console,
         disable=not (progress and console.is_terminal),
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     count, start = 0, time.perf_counter()
     try:
