@@ -664,6 +664,12 @@ def export(
             f"--format: {format!r}: unknown export format → use one of {', '.join(EXPORTERS)}"
         )
     run = open_run_folder(Path(run_dir))
+    task = json.loads((run.final / RUN_FILE).read_text(encoding="utf-8"))["task"]["name"]
+    if task not in {"classification", "token_classification"}:
+        raise ConfigError(
+            f"{run.root}: task: {task!r}: exports cover classification and token "
+            "classification → use final/ as a transformers model folder"
+        )
     out = Path(out_dir) if out_dir is not None else run.root / f"export-{format}"
     resolved, root = out.resolve(), run.root.resolve()
     if resolved == root or resolved in root.parents or resolved == run.final.resolve():

@@ -82,3 +82,11 @@ def test_methods_that_cannot_merge_refuse_safetensors(tiny_bert: Path, tmp_path:
     assert not (run_dir / "export-safetensors").exists() or not any(
         (run_dir / "export-safetensors").iterdir()
     )
+
+
+def test_language_model_runs_are_refused(tmp_path: Path) -> None:
+    final = tmp_path / "lm" / "final"
+    final.mkdir(parents=True)
+    (final / "domaintune.json").write_text(json.dumps({"task": {"name": "language_modeling"}}))
+    refused = runner.invoke(app, ["export", str(tmp_path / "lm"), "--format", "onnx"])
+    _one_line_error(refused, "'language_modeling'", "classification")
