@@ -1,7 +1,7 @@
 """domaintune: adapt pretrained language models to a specialised domain, from YAML recipes.
 
-``load_recipe`` needs only pydantic; ``run``, ``evaluate`` and ``predict`` import torch when
-first used, so that validating a recipe stays light.
+``load_recipe`` needs only pydantic; ``run``, ``evaluate``, ``predict`` and ``export`` import
+torch when first used, so that validating a recipe stays light.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ __all__ = [
     "RunResult",
     "compare",
     "evaluate",
+    "export",
     "load_recipe",
     "predict",
+    "predict_file",
     "report",
     "run",
     "run_pipeline",
@@ -35,6 +37,8 @@ def __getattr__(name: str) -> Any:
         "load_run",
         "report",
         "compare",
+        "predict_file",
+        "export",
     }:
         from domaintune import api
 

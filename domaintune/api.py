@@ -19,13 +19,11 @@ from domaintune.config.sections import DataConfig, TrainConfig
 from domaintune.data.encode import Encoded, cached_encode, default_cache_dir, fingerprint
 from domaintune.data.pipeline import RawSplits, load_splits
 from domaintune.data.readers import Example, read_split
+from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, load_run
 from domaintune.errors import ConfigError
 from domaintune.models.load import quiet_libraries
-from domaintune.runs import RunFolder, check_run_folder, open_run_folder, prepare_run_folder
+from domaintune.runs import RunFolder, check_run_folder, prepare_run_folder
 from domaintune.training.precision import cpu_has_bf16
-
-RUN_FILE = "domaintune.json"
-ADAPTER_DIR = "adapter"  # final/adapter/: the adapter-only checkpoint of PEFT-style methods
 
 
 @dataclass
@@ -582,55 +580,6 @@ def compare(run_dirs: list[str | Path]) -> Any:
     return compare_runs(run_dirs)
 
 
-@dataclass
-class LoadedRun:
-    """A finished run's model, tokenizer and task, ready for evaluation or prediction."""
-
-    run: RunFolder
-    model: Any
-    tokenizer: Any
-    task: Any
-    data: DataConfig
-    eval_batch_size: int
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Load the final model of a run folder."""
-    from pydantic import TypeAdapter
-
-    from domaintune.config.sections import TaskConfig
-    from domaintune.models.load import ModelSource, load_model, load_tokenizer
-    from domaintune.tasks import build_task
-
-    quiet_libraries()
-    run_folder = open_run_folder(Path(run_dir))
-    saved = json.loads((run_folder.final / RUN_FILE).read_text(encoding="utf-8"))
-    task_cfg: Any = TypeAdapter(TaskConfig).validate_python(saved["task"])
-    task = build_task(task_cfg, saved["state"])
-    source = ModelSource(str(run_folder.final), True)
-    tokenizer = load_tokenizer(source)
-    model = load_model(source, task.auto_class())
-    method = saved.get("method", {})
-    if method.get("merged") is False:
-        from domaintune.config.methods import MethodConfig
-        from domaintune.methods import METHODS
-
-        method_cfg: Any = TypeAdapter(MethodConfig).validate_python(method["config"])
-        model = METHODS[method_cfg.name].load_adapter(
-            model, run_folder.final / ADAPTER_DIR, method_cfg
-        )
-    task.bind(model.config.model_type, tokenizer)
-    model.eval()
-    return LoadedRun(
-        run_folder,
-        model,
-        tokenizer,
-        task,
-        DataConfig.model_validate(saved["data"]),
-        int(saved.get("eval_batch_size", 64)),
-    )
-
-
 def evaluate(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
     """Metrics of a finished run on a labelled file; also saved as ``eval-<file>.json``."""
     loaded = load_run(run_dir)
@@ -771,3 +720,68 @@ def serve(
         max_wait_ms=max_wait_ms,
     )
     run_server(app, host, port)
+
+
+# ------------------------------------------------------------------------------ deployment
+def export(
+    run_dir: str | Path,
+    format: str,
+    out_dir: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    sample: str | Path | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Export a finished run as ``safetensors``, ``onnx`` or ``int8`` and verify the export.
+
+    Args:
+        run_dir: A finished run folder.
+        format: A key of ``domaintune.deploy.EXPORTERS``.
+        out_dir: The export folder; default ``RUN_DIR/export-<format>``.
+        overwrite: Replace an existing export folder.
+        sample: Texts to verify the export on (default: the run's test file).
+        **options: Exporter options (``opset``, ``per_channel``).
+
+    Returns:
+        The export report, also written to ``export.json`` in the export folder.
+
+    """
+    from domaintune.deploy.export import export_run
+
+    return export_run(run_dir, format, out_dir, overwrite=overwrite, sample=sample, **options)
+
+
+def predict_file(
+    source: str | Path,
+    inputs: str | Path,
+    output: str | Path,
+    *,
+    backend: str = "auto",
+    fmt: str | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stream ``inputs`` through a run or export folder into a JSONL or CSV file.
+
+    Rows are those of :func:`predict`, in input order; the file is read in chunks.
+
+    Args:
+        source: A finished run folder or a ``domaintune export`` folder.
+        inputs: ``.jsonl``/``.csv``/``.txt``/``.conll`` file.
+        output: Output file (``.csv`` for CSV, else JSONL, unless ``fmt`` says).
+        backend: ``auto``, ``torch`` or ``onnx``.
+        fmt: ``jsonl`` or ``csv``.
+        batch_size: Examples per model call (default: the run's ``eval_batch_size``).
+        progress: Show a progress bar on a terminal.
+
+    Returns:
+        Counts, time, throughput and the backend used.
+
+    """
+    from domaintune.deploy.load import open_predictor
+    from domaintune.deploy.predict import predict_file as stream_predict
+
+    predictor = open_predictor(source, backend)
+    return stream_predict(
+        predictor, inputs, output, fmt=fmt, batch_size=batch_size, progress=progress
+    )

@@ -145,13 +145,24 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    source: Annotated[Path, typer.Argument(help="A finished run folder or an export folder.")],
     inputs: Annotated[Path, typer.Argument(help="Input file: .jsonl, .csv, .txt or .conll.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output JSONL file.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file: .jsonl, or .csv for CSV.")
+    ],
+    backend: Annotated[
+        str, typer.Option(help="auto (ONNX exports on onnxruntime, else PyTorch), torch or onnx.")
+    ] = "auto",
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Examples per batch (default: the run's).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
-    """Predict labels (with probabilities) or entity spans (with character offsets)."""
-    from domaintune.api import predict as api_predict
+    """Predict labels (with probabilities) or entity spans (with character offsets).
+
+    The input is streamed in chunks, sorted by length into batches, and written in input order.
+    """
+    from domaintune.api import predict_file
     from domaintune.errors import RunError
 
     try:
@@ -159,16 +170,50 @@ def predict(
             raise RunError(
                 f"{output}: output file exists → pass --overwrite or choose another name"
             )
-        rows = api_predict(run_dir, inputs)
+        stats = predict_file(source, inputs, output, backend=backend, batch_size=batch_size)
     except DomaintuneError as error:
         _fail(error)
         return
-    tmp = output.with_name(output.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(output)
-    typer.echo(f"wrote {len(rows)} predictions to {output}")
+    typer.echo(
+        f"wrote {stats['examples']} predictions to {output} ({stats['backend']}, "
+        f"{stats['examples_per_second']} examples/s)"
+    )
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="safetensors, onnx or int8.")
+    ] = "safetensors",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Export folder (default RUN_DIR/export-FORMAT)."),
+    ] = None,
+    sample: Annotated[
+        Path | None, typer.Option(help="Texts to verify on (default: the run's test file).")
+    ] = None,
+    per_channel: Annotated[
+        bool, typer.Option(help="int8: one weight scale per output channel.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+) -> None:
+    """Export a run (merged safetensors, ONNX or ONNX int8) and verify it against PyTorch."""
+    from domaintune.api import export as api_export
+
+    options = {"per_channel": per_channel} if format == "int8" else {}
+    try:
+        report = api_export(run_dir, format, output, overwrite=overwrite, sample=sample, **options)
+    except DomaintuneError as error:
+        _fail(error)
+        return
+    check = report["verification"]
+    typer.echo(json.dumps(report, indent=1))
+    typer.echo(
+        f"exported {format} to {report['output']}: max abs logit difference "
+        f"{check['max_abs_diff']:.3g}, {check['compared']} agreement "
+        f"{check['label_agreement']:.4f} on {check['examples']} examples"
+    )
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -195,28 +196,29 @@ def read_conll(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> li
     ``-DOCSTART-`` lines are skipped. Columns are split on tabs, or on spaces when a line has
     no tab.
     """
-    sentences: list[Example] = []
+    return list(iter_conll(path, cfg, need_labels))
+
+
+def iter_conll(path: Path, cfg: DataConfig, need_labels: bool) -> Iterator[Example]:
+    """Yield CoNLL sentences one at a time (see ``read_conll``), reading the file lazily."""
     tokens: list[str] = []
     tags: list[str] = []
 
-    def flush() -> None:
-        if tokens:
-            example: Example = {"tokens": list(tokens)}
-            if need_labels:
-                example["tags"] = list(tags)
-            sentences.append(example)
+    def sentence() -> Example:
+        example: Example = {"tokens": list(tokens)}
+        if need_labels:
+            example["tags"] = list(tags)
         tokens.clear()
         tags.clear()
+        return example
 
     with path.open(encoding="utf-8-sig") as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\r\n")
-            if not line.strip():
-                flush()
-                continue
             cols = line.split("\t") if "\t" in line else line.split()
-            if cols[0].startswith("-DOCSTART-"):
-                flush()
+            if not line.strip() or cols[0].startswith("-DOCSTART-"):
+                if tokens:
+                    yield sentence()
                 continue
             if need_labels and len(cols) < 2:
                 raise DataError(
@@ -232,8 +234,8 @@ def read_conll(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> li
                         f"{path}:{lineno}: no column {cfg.conll_tag_column} → set "
                         "data.conll_tag_column"
                     ) from None
-    flush()
-    return sentences
+    if tokens:
+        yield sentence()
 
 
 def read_hf(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> list[Example]:
