@@ -233,7 +233,7 @@ class TrainConfig(Section):
         gt=0,
         le=10,
         description="Peak learning rate; left out: the method's tuned default "
-        "(docs/methods.md, e.g. 1e-4 for full fine-tuning, 1e-3 for lora).",
+        "(docs/methods.md, e.g. 1e-4 for full fine-tuning, 5e-4 for lora).",
     )
     batch_size: int = Field(16, ge=1, description="Global batch size (all processes together).")
     eval_batch_size: int = Field(64, ge=1, description="Batch size for evaluation and prediction.")
