@@ -650,6 +650,11 @@ def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[st
     else:
         data = loaded.data.model_copy(update={"format": "auto"})
         examples = read_split(str(inputs), data, loaded.task.kind, need_labels=False)
+    return _predict_examples(loaded, examples)
+
+
+def _predict_examples(loaded: LoadedRun, examples: list[Example]) -> list[dict[str, Any]]:
+    """Prediction rows for examples; rows keep the text as given (cleaning is internal)."""
     originals = [dict(e) for e in examples]
     outputs, encoded = _infer_examples(loaded, examples)
     rows: list[dict[str, Any]] = loaded.task.format_predictions(
@@ -664,15 +669,7 @@ def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[st
 # ------------------------------------------------------------------------------- serving
 def predict_texts(loaded: LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
     """Predictions of a loaded run for raw texts (the rows ``predict`` returns for a list)."""
-    examples: list[Example] = [{"text": t} for t in texts]
-    outputs, encoded = _infer_examples(loaded, examples)
-    rows: list[dict[str, Any]] = loaded.task.format_predictions(
-        outputs, examples, encoded, loaded.tokenizer
-    )
-    if loaded.task.kind == "text":  # as in predict: answer with the text the client sent
-        for row, text in zip(rows, texts, strict=True):
-            row["text"] = text
-    return rows
+    return _predict_examples(loaded, [{"text": t} for t in texts])
 
 
 def serving_app(
