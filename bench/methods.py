@@ -78,12 +78,12 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
         {"name": "lora", "r": 8, "alpha": 16, "target_modules": ["query", "value"]},
         [5e-4, 1e-3],
     ),
-    "adalora": ({"name": "adalora"}, [1e-3, 3e-3]),
+    "adalora": ({"name": "adalora"}, [5e-4, 2e-3]),
     "ia3": ({"name": "ia3"}, [3e-3, 1e-2]),
     "prefix": ({"name": "prefix"}, [3e-3, 1e-2]),
     "prompt_tuning": ({"name": "prompt_tuning"}, [1e-2, 3e-2]),
-    "adapter-houlsby": ({"name": "adapter", "placement": "houlsby"}, [5e-4, 1e-3]),
-    "adapter-pfeiffer": ({"name": "adapter", "placement": "pfeiffer"}, [5e-4, 1e-3]),
+    "adapter-houlsby": ({"name": "adapter", "placement": "houlsby"}, [1e-3, 3e-3]),
+    "adapter-pfeiffer": ({"name": "adapter", "placement": "pfeiffer"}, [1e-3, 3e-3]),
 }
 
 
@@ -329,8 +329,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
     parser.add_argument("--stage", choices=["grid", "seeds", "report"], default="seeds")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (1 thread each)")
+    parser.add_argument(
+        "--threads", type=int, help="threads per training (default: 1 when --jobs > 1, else all)"
+    )
     args = parser.parse_args()
-    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     if args.stage in ("grid", "seeds"):
         grid_cases = sorted({CASES[c]["grid_from"] for c in args.cases})
         run_all(

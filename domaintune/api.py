@@ -757,6 +757,7 @@ def predict_file(
     fmt: str | None = None,
     batch_size: int | None = None,
     progress: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Stream ``inputs`` through a run or export folder into a JSONL or CSV file.
 
@@ -770,6 +771,8 @@ def predict_file(
         fmt: ``jsonl`` or ``csv``.
         batch_size: Examples per model call (default: the run's ``eval_batch_size``).
         progress: Show a progress bar on a terminal.
+        precision: PyTorch backend: ``auto`` (bf16 autocast where the CPU has bf16 units, as
+            in training), ``fp32`` or ``bf16``.
 
     Returns:
         Counts, time, throughput and the backend used.
@@ -778,7 +781,7 @@ def predict_file(
     from domaintune.deploy.load import open_predictor
     from domaintune.deploy.predict import predict_file as stream_predict
 
-    predictor = open_predictor(source, backend)
+    predictor = open_predictor(source, backend, precision=precision)
     return stream_predict(
         predictor, inputs, output, fmt=fmt, batch_size=batch_size, progress=progress
     )

@@ -156,6 +156,13 @@ def predict(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Examples per batch (default: the run's).")
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="PyTorch backend: auto (bf16 autocast where the CPU has bf16 units, as in "
+            "training), fp32 or bf16."
+        ),
+    ] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Predict labels (with probabilities) or entity spans (with character offsets).
@@ -170,12 +177,15 @@ def predict(
             raise RunError(
                 f"{output}: output file exists → pass --overwrite or choose another name"
             )
-        stats = predict_file(source, inputs, output, backend=backend, batch_size=batch_size)
+        stats = predict_file(
+            source, inputs, output, backend=backend, batch_size=batch_size, precision=precision
+        )
     except DomaintuneError as error:
         _fail(error)
         return
     typer.echo(
-        f"wrote {stats['examples']} predictions to {output} ({stats['backend']}, "
+        f"wrote {stats['examples']} predictions to {output} ({stats['backend']} "
+        f"{stats['precision']}, "
         f"{stats['examples_per_second']} examples/s)"
     )
 

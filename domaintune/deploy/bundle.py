@@ -56,7 +56,7 @@ def verify_and_report(
 
     """
     examples, origin = sample_examples(loaded, sample)
-    verification = compare(from_run(loaded), exported, examples)
+    verification = compare(from_run(loaded, "fp32"), exported, examples)
     verification["sample"] = origin
     verification["tolerance"] = tolerance
     verification["passed"] = tolerance is None or verification["max_abs_diff"] <= tolerance

@@ -28,6 +28,7 @@ ADAPTER_DIR = "adapter"  # final/adapter/: the adapter-only checkpoint of PEFT-s
 ONNX_FILE = "model.onnx"
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 BACKENDS = ("auto", "torch", "onnx")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -101,15 +102,47 @@ class Predictor:
     backend: str
     source: Path
     saved: dict[str, Any]
+    precision: str = "fp32"  # of the forward pass: fp32, bf16 (PyTorch autocast) or int8/fp32 ONNX
 
 
-def torch_logits(model: torch.nn.Module) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
-    """Logits of a transformers model (emissions for a CRF run) for a padded batch."""
+def use_bf16(precision: str) -> bool:
+    """Whether PyTorch prediction runs in bf16 autocast: ``auto`` = where the CPU has bf16 units.
+
+    The same rule as ``train.precision: auto``, so a run predicts in the precision its own
+    validation and test scores were computed in (measured on MiniLM: 2.2x the fp32 forward on
+    an AVX512-BF16 CPU; ``bench/results/deploy.json`` has the label agreement and test metric).
+    """
+    from domaintune.training.precision import cpu_has_bf16
+
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"--precision: {precision!r}: unknown precision → use one of {', '.join(PRECISIONS)}"
+        )
+    if precision == "fp32":
+        return False
+    if not cpu_has_bf16():
+        if precision == "bf16":
+            raise ConfigError(
+                "--precision: 'bf16': this CPU has no bf16 units (AVX512-BF16 or AMX); emulated "
+                "bf16 is far slower → use fp32 or auto"
+            )
+        return False
+    return True
+
+
+def torch_logits(
+    model: torch.nn.Module, bf16: bool = False
+) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+    """Logits of a transformers model (emissions for a CRF run) for a padded batch.
+
+    With ``bf16`` the forward runs in CPU bf16 autocast; logits come back as fp32.
+    """
     import torch
 
     def run(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).logits
+        inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return model(**inputs).logits.float()
 
     return run
 
@@ -148,22 +181,27 @@ def onnx_logits(
     return run
 
 
-def from_run(loaded: LoadedRun) -> Predictor:
-    """A PyTorch predictor over a loaded run."""
+def from_run(loaded: LoadedRun, precision: str = "auto") -> Predictor:
+    """A PyTorch predictor over a loaded run (``precision``: see :func:`use_bf16`)."""
+    bf16 = use_bf16(precision)
     return Predictor(
         loaded.task,
         loaded.tokenizer,
         loaded.data,
         loaded.eval_batch_size,
-        torch_logits(loaded.model),
+        torch_logits(loaded.model, bf16),
         "torch",
         loaded.run.root,
         loaded.saved,
+        "bf16" if bf16 else "fp32",
     )
 
 
 def open_predictor(
-    source: str | Path, backend: str = "auto", threads: int | None = None
+    source: str | Path,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "auto",
 ) -> Predictor:
     """Open a run folder or an export folder for prediction.
 
@@ -172,6 +210,8 @@ def open_predictor(
         backend: ``torch``, ``onnx`` or ``auto`` (ONNX exports on onnxruntime, the rest on
             PyTorch).
         threads: onnxruntime intra-op threads (PyTorch keeps ``torch.set_num_threads``).
+        precision: PyTorch only: ``auto`` (bf16 autocast where the CPU has bf16 units, as in
+            training), ``fp32`` or ``bf16``.
 
     """
     if backend not in BACKENDS:
@@ -183,11 +223,13 @@ def open_predictor(
                 f"{path}: a run folder has no ONNX model → export it first "
                 "('domaintune export RUN_DIR --format onnx') or use --backend torch"
             )
-        return from_run(load_run(path))
-    return open_export(path, backend, threads)
+        return from_run(load_run(path), precision)
+    return open_export(path, backend, threads, precision)
 
 
-def open_export(path: Path, backend: str = "auto", threads: int | None = None) -> Predictor:
+def open_export(
+    path: Path, backend: str = "auto", threads: int | None = None, precision: str = "auto"
+) -> Predictor:
     """A predictor over an export folder (``safetensors`` on PyTorch; ``onnx``/``int8`` on ORT)."""
     from domaintune.models.load import ModelSource, load_model, load_tokenizer
 
@@ -210,13 +252,15 @@ def open_export(path: Path, backend: str = "auto", threads: int | None = None) -
         raise ConfigError(
             f"{path}: a {fmt} export has no {ONNX_FILE} → use --backend torch or auto"
         )
+    bf16 = False
     if onnx_file.is_file():
         logits, used = onnx_logits(onnx_file, threads), "onnx"
         task.bind(saved.get("model_type", ""), tokenizer)
     else:
         model = load_model(ModelSource(str(path), True), task.auto_class()).eval()
         task.bind(model.config.model_type, tokenizer)
-        logits, used = torch_logits(model), "torch"
+        bf16 = use_bf16(precision)
+        logits, used = torch_logits(model, bf16), "torch"
     return Predictor(
         task,
         tokenizer,
@@ -226,4 +270,5 @@ def open_export(path: Path, backend: str = "auto", threads: int | None = None) -
         used,
         path,
         saved,
+        "int8" if fmt == "int8" else "bf16" if bf16 else "fp32",
     )

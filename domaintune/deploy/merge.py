@@ -42,7 +42,7 @@ def export(
     out = Path(out_dir)
     write_bundle(loaded, out, "safetensors")
     loaded.model.save_pretrained(str(out), safe_serialization=True)
-    exported = open_export(out, "torch")
+    exported = open_export(out, "torch", precision="fp32")
     return verify_and_report(
         loaded, exported, out, "safetensors", sample, FP32_TOLERANCE, {"bytes": folder_size(out)}
     )

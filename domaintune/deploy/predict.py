@@ -132,7 +132,7 @@ def predict_file(
         progress: Show a progress bar on a terminal.
 
     Returns:
-        ``{"examples", "seconds", "examples_per_second", "backend", "output"}``.
+        ``{"examples", "seconds", "examples_per_second", "backend", "precision", "output"}``.
 
     """
     out = Path(output)
@@ -171,5 +171,6 @@ def predict_file(
         "seconds": round(seconds, 3),
         "examples_per_second": round(count / seconds, 1) if seconds else None,
         "backend": predictor.backend,
+        "precision": predictor.precision,
         "output": str(out),
     }
