@@ -12,8 +12,8 @@ import pytest
 from domaintune import api
 from domaintune.data.stream import stream_split
 from domaintune.deploy.load import open_predictor
-from domaintune.errors import ConfigError
 from domaintune.deploy.predict import predict_file
+from domaintune.errors import ConfigError
 from tests.conftest import WORDS
 
 
