@@ -30,6 +30,7 @@ bench: setup
 	$(PY) bench/foundation.py
 	$(PY) bench/dapt.py
 	$(PY) bench/methods.py
+	$(PY) bench/deploy.py
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench

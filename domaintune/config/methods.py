@@ -184,7 +184,8 @@ MethodConfig = Annotated[
 
 
 # train.lr when a recipe leaves it out: the learning rate the method comparison picked on dev
-# (bench/methods.py; docs/methods-table.md). Until a method is measured, its usual range.
+# (bench/methods.py; docs/methods-table.md), per task where the tasks disagree
+# (``DEFAULT_LR_BY_TASK``); until a method is measured, its usual range.
 DEFAULT_LR: dict[str, float] = {
     "full": 1e-4,
     "freeze": 1e-4,
@@ -196,3 +197,13 @@ DEFAULT_LR: dict[str, float] = {
     "prompt_tuning": 1e-2,
     "adapter": 1e-3,
 }
+DEFAULT_LR_BY_TASK: dict[tuple[str, str], float] = {}
+
+# train.epochs when a recipe leaves it out, where the comparison found a method needs more than
+# the TrainConfig default (keyed by method and task name).
+DEFAULT_EPOCHS_BY_TASK: dict[tuple[str, str], float] = {}
+
+
+def default_lr(method: str, task: str) -> float:
+    """The tuned learning rate of ``method`` for ``task`` (a task name, e.g. ``classification``)."""
+    return DEFAULT_LR_BY_TASK.get((method, task), DEFAULT_LR[method])

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from domaintune.config.methods import DEFAULT_LR, FullConfig, MethodConfig
+from domaintune.config.methods import (
+    DEFAULT_EPOCHS_BY_TASK,
+    FullConfig,
+    MethodConfig,
+    default_lr,
+)
 from domaintune.config.objectives import ObjectiveConfig
 from domaintune.config.sections import (
     DataConfig,
@@ -37,8 +42,11 @@ class Recipe(Section):
     output_dir: str | None = Field(None, description="Run folder; null: runs/<recipe file name>.")
 
     @model_validator(mode="after")
-    def _method_learning_rate(self) -> Recipe:
-        """Without ``train.lr``, train at the learning rate tuned for the method."""
+    def _method_defaults(self) -> Recipe:
+        """Without ``train.lr`` / ``train.epochs``, use the values tuned for the method and task."""
         if self.train.lr is None:
-            self.train.lr = DEFAULT_LR[self.method.name]
+            self.train.lr = default_lr(self.method.name, self.task.name)
+        epochs = DEFAULT_EPOCHS_BY_TASK.get((self.method.name, self.task.name))
+        if epochs is not None and "epochs" not in self.train.model_fields_set:
+            self.train.epochs = epochs
         return self

@@ -53,6 +53,7 @@ class Batcher:
             asyncio.Queue()
         )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="domaintune-model")
+        self.arrived = asyncio.Event()  # set whenever a request is queued
         self.batches = 0  # model calls so far (tests read it to see batching happen)
         self._task: asyncio.Task[None] | None = None
 
@@ -72,24 +73,35 @@ class Batcher:
         """Queue ``texts`` and wait for their predictions."""
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, future))
+        self.arrived.set()
         return await future
 
     async def _work(self) -> None:
+        """Batch what queued up while the model was busy, then wait up to ``max_wait_ms``.
+
+        A lone request is answered at once after the queue is drained (no fixed delay at low
+        load); under load, requests pile up while a batch runs and the next call takes them
+        all, so batches grow with concurrency.
+        """
         loop = asyncio.get_running_loop()
         carry: tuple[list[str], asyncio.Future[list[dict[str, Any]]]] | None = None
         while True:
             first = carry if carry is not None else await self.queue.get()
             carry = None
             items, count = [first], len(first[0])
+            await asyncio.sleep(0)  # let requests already read by the server enqueue
             deadline = loop.time() + self.limits.max_wait_ms / 1000
-            # Poll instead of wait_for(queue.get()): a cancelled get can lose an item.
             while count < self.limits.max_batch_size:
+                self.arrived.clear()
                 try:
                     item = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    if loop.time() >= deadline:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
                         break
-                    await asyncio.sleep(0.0005)
+                    # Waiting on the event (not on queue.get) so a timeout never loses an item.
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self.arrived.wait(), remaining)
                     continue
                 if count + len(item[0]) > self.limits.max_batch_size:
                     carry = item  # it starts the next batch

@@ -78,3 +78,30 @@ def test_every_method_has_a_default_learning_rate() -> None:
     from domaintune.config.methods import DEFAULT_LR
 
     assert set(DEFAULT_LR) == set(METHODS)
+
+
+def test_method_defaults_follow_the_task_unless_the_recipe_sets_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from domaintune.config import methods
+    from domaintune.config.recipe import Recipe
+
+    monkeypatch.setitem(methods.DEFAULT_LR_BY_TASK, ("lora", "token_classification"), 7e-4)
+    monkeypatch.setitem(methods.DEFAULT_EPOCHS_BY_TASK, ("lora", "token_classification"), 5)
+
+    def recipe(task: str, **train: float) -> Recipe:
+        return Recipe.model_validate(
+            {
+                "task": {"name": task},
+                "data": {"train": "x"},
+                "method": {"name": "lora"},
+                "train": train,
+            }
+        )
+
+    ner = recipe("token_classification")
+    assert (ner.train.lr, ner.train.epochs) == (7e-4, 5)
+    cls = recipe("classification")
+    assert (cls.train.lr, cls.train.epochs) == (methods.DEFAULT_LR["lora"], 3)
+    mine = recipe("token_classification", lr=1e-5, epochs=2)
+    assert (mine.train.lr, mine.train.epochs) == (1e-5, 2)
