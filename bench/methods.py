@@ -80,7 +80,10 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
     ),
     # tried because LoRA r 16 trails full fine-tuning on ncbi: a larger rank (same alpha / r),
     # and more epochs (its dev score still climbs steeply at epoch 3)
-    "lora-r64": ({"name": "lora", "r": 64, "alpha": 128}, [2e-3]),
+    "lora-r64": ({"name": "lora", "r": 64, "alpha": 128}, [1e-3, 2e-3]),
+    # and the head at full fine-tuning's rate, so LoRA can take a higher rate without the new
+    # head locking NER into all-O
+    "lora-head": ({"name": "lora", "head_lr": 2e-4}, [2e-3, 4e-3]),
     "lora-e6": ({"name": "lora"}, [2e-3]),
     "adalora": ({"name": "adalora"}, [5e-4, 2e-3]),
     "ia3": ({"name": "ia3"}, [3e-3, 1e-2]),

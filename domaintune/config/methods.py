@@ -78,6 +78,21 @@ class LoraConfig(_PeftLoraBase):
     name: Literal["lora"] = Field(description="Method name.")
     rslora: bool = Field(False, description="Rank-stabilised scaling alpha / sqrt(r) (rsLoRA).")
     dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA, Liu et al., 2024).")
+    loraplus_lr_ratio: float | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="LoRA+ (Hayou et al., 2024): the B matrices train at this many times the "
+        "learning rate of the A matrices (the paper suggests 16); null = one learning rate.",
+    )
+    head_lr: float | None = Field(
+        None,
+        gt=0,
+        le=10,
+        description="Learning rate of the task head (trained in full); null = train.lr. A "
+        "newly initialised head at LoRA's high learning rate can lock token classification "
+        "into predicting only O (measured: docs/methods.md).",
+    )
 
 
 class AdaLoraConfig(_PeftLoraBase):

@@ -112,6 +112,33 @@ class AdaLoraSchedule:
         return self.cfg.orth_reg_weight * torch.stack(terms).mean()
 
 
+def param_groups(model: nn.Module, cfg: PeftMethodConfig, lr: float) -> list[dict[str, Any]] | None:
+    """LoRA+ and the head's own learning rate, as optimizer groups (None: one group at ``lr``).
+
+    With ``loraplus_lr_ratio`` the B matrices (and DoRA magnitudes) train at ratio × ``lr``;
+    with ``head_lr`` the task head (peft's ``modules_to_save`` copy) trains at that rate. peft's
+    ``create_loraplus_optimizer`` builds a whole optimizer; the loop builds its own (fused AdamW,
+    weight-decay split), so only the grouping rule is written here.
+    """
+    ratio = getattr(cfg, "loraplus_lr_ratio", None)
+    head_lr = getattr(cfg, "head_lr", None)
+    if not ratio and head_lr is None:
+        return None
+    groups: dict[str, list[nn.Parameter]] = {"rest": [], "fast": [], "head": []}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        parts = name.split(".")
+        if head_lr is not None and "lora_" not in name and any(h in parts for h in HEAD_NAMES):
+            groups["head"].append(p)
+        elif ratio and ("lora_B" in name or "lora_magnitude" in name):
+            groups["fast"].append(p)
+        else:
+            groups["rest"].append(p)
+    rates = {"rest": lr, "fast": lr * (ratio or 1.0), "head": head_lr or lr}
+    return [{"params": ps, "lr": rates[k]} for k, ps in groups.items() if ps]
+
+
 def callbacks(model: nn.Module, cfg: PeftMethodConfig) -> list[Any]:
     """AdaLoRA's schedule; nothing for LoRA and (IA)^3."""
     return [AdaLoraSchedule(model, cfg)] if isinstance(cfg, AdaLoraConfig) else []
