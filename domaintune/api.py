@@ -19,7 +19,8 @@ from domaintune.config.sections import DataConfig, TrainConfig
 from domaintune.data.encode import Encoded, cached_encode, default_cache_dir, fingerprint
 from domaintune.data.pipeline import RawSplits, load_splits
 from domaintune.data.readers import Example, read_split
-from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, load_run
+from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, Predictor
+from domaintune.deploy.load import load_run as load_run  # re-exported: api.load_run
 from domaintune.errors import ConfigError
 from domaintune.models.load import quiet_libraries
 from domaintune.runs import RunFolder, check_run_folder, prepare_run_folder
@@ -581,137 +582,107 @@ def compare(run_dirs: list[str | Path]) -> Any:
 
 
 def evaluate(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
-    """Metrics of a finished run on a labelled file; also saved as ``eval-<file>.json``."""
-    loaded = load_run(run_dir)
-    data = loaded.data.model_copy(update={"format": "auto"})
-    examples = read_split(str(data_file), data, loaded.task.kind)
-    raw = RawSplits({"train": [], "test": examples}, {"test": str(data_file)})
-    _check_eval_labels(loaded.task, raw)
-    outputs, encoded = _infer_examples(loaded, examples)
-    scores: dict[str, Any] = loaded.task.metrics(outputs, examples, encoded=encoded)
-    target = loaded.run.root / f"eval-{Path(data_file).stem}.json"
-    target.write_text(
-        json.dumps({"data": str(data_file), **scores}, indent=1, ensure_ascii=False),
-        encoding="utf-8",
-    )
-    return scores
+    """Metrics of a finished run on a labelled file; also saved as ``eval-<file>.json``.
+
+    The run's PyTorch model predicts in fp32, so its own test file gives its test metrics.
+    """
+    from domaintune.evaluation.evaluate import evaluate_run
+
+    return evaluate_run(run_dir, data_file)
 
 
-def _check_eval_labels(task: Any, raw: RawSplits) -> None:
-    from domaintune.data.labels import check_known_labels, to_iob2
-
-    for i, example in enumerate(raw.splits["test"]):
-        if task.kind == "tokens":
-            example["tags"] = to_iob2(
-                example["tags"], True, f"{raw.origins['test']}: sentence {i + 1}"
-            )
-    if task.kind == "tokens":
-        known = {t[2:] for t in task.labels if t != "O"}
-        labels = [t[2:] for e in raw.splits["test"] for t in e["tags"] if t != "O"]
-        check_known_labels(labels, sorted(known), "evaluation", raw.origins["test"])
-    elif getattr(task.cfg, "problem", "") == "single_label":
-        check_known_labels(
-            [str(e["label"]) for e in raw.splits["test"]],
-            task.labels,
-            "evaluation",
-            raw.origins["test"],
-        )
-
-
-def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[Any], Encoded]:
-    from domaintune.data.pipeline import clean_example
-    from domaintune.tasks.inference import infer
-
-    if loaded.data.clean.normalize:
-        for example in examples:
-            clean_example(example)
-    encoded = loaded.task.encode(examples, loaded.tokenizer, loaded.data.max_length)
-    outputs = infer(
-        loaded.task.wrap(loaded.model),
-        loaded.task,
-        encoded,
-        loaded.eval_batch_size,
-        loaded.tokenizer.pad_token_id,
-    )
-    return outputs, encoded
-
-
-def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[str, Any]]:
+def predict(
+    source: str | Path,
+    inputs: str | Path | list[str],
+    *,
+    backend: str = "auto",
+    precision: str = "fp32",
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
     """Predict labels (with probabilities) or entity spans (with character offsets).
 
     Args:
-        run_dir: A finished run folder.
+        source: A finished run folder or a ``domaintune export`` folder.
         inputs: A ``.jsonl``/``.csv``/``.txt``/``.conll`` file, or a list of texts.
+        backend: ``auto`` (ONNX exports on onnxruntime, the rest on PyTorch), ``torch`` or
+            ``onnx``.
+        precision: PyTorch backend: ``fp32`` (default: the exact scores), ``auto`` (bf16
+            autocast where the CPU has bf16 units, as ``predict_file``) or ``bf16``.
+        threads: onnxruntime intra-op threads (default: onnxruntime's own).
 
     """
-    loaded = load_run(run_dir)
-    if isinstance(inputs, list):
-        examples: list[Example] = [{"text": t} for t in inputs]
-    else:
-        data = loaded.data.model_copy(update={"format": "auto"})
-        examples = read_split(str(inputs), data, loaded.task.kind, need_labels=False)
-    return _predict_examples(loaded, examples)
+    from domaintune.deploy.load import open_predictor
+    from domaintune.deploy.predict import predict_inputs
+
+    return predict_inputs(open_predictor(source, backend, threads, precision), inputs)
 
 
-def _predict_examples(loaded: LoadedRun, examples: list[Example]) -> list[dict[str, Any]]:
-    """Prediction rows for examples; rows keep the text as given (cleaning is internal)."""
-    originals = [dict(e) for e in examples]
-    outputs, encoded = _infer_examples(loaded, examples)
-    rows: list[dict[str, Any]] = loaded.task.format_predictions(
-        outputs, examples, encoded, loaded.tokenizer
-    )
-    if loaded.task.kind == "text":  # entity offsets refer to the cleaned text, so keep that one
-        for row, original in zip(rows, originals, strict=True):
-            row["text"] = original["text"]
-    return rows
+def predict_texts(predictor: Predictor | LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
+    """Predictions for raw texts (the rows ``predict`` returns for a list).
+
+    ``predictor`` comes from ``domaintune.deploy.load.open_predictor``; a ``LoadedRun``
+    predicts on PyTorch in fp32.
+    """
+    from domaintune.deploy.load import from_run
+    from domaintune.deploy.predict import predict_examples
+
+    if isinstance(predictor, LoadedRun):
+        predictor = from_run(predictor, "fp32")
+    return predict_examples(predictor, [{"text": t} for t in texts])
 
 
 # ------------------------------------------------------------------------------- serving
-def predict_texts(loaded: LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
-    """Predictions of a loaded run for raw texts (the rows ``predict`` returns for a list)."""
-    return _predict_examples(loaded, [{"text": t} for t in texts])
-
-
 def serving_app(
-    run_dir: str | Path,
+    source: str | Path,
     *,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "auto",
     max_batch_size: int = 32,
     max_text_length: int = 10_000,
     max_wait_ms: float = 5.0,
 ) -> Any:
-    """The FastAPI app serving a finished run (``POST /predict``, ``/health``, ``/metadata``)."""
-    from domaintune.deploy.serve import ServeLimits, create_app, run_metadata
+    """The FastAPI app serving a run or export folder (``POST /predict``, ``/metadata``...).
 
-    for name, value in (("max_batch_size", max_batch_size), ("max_text_length", max_text_length)):
-        if value < 1:
-            raise ConfigError(f"serve: --{name.replace('_', '-')}: {value}: must be ≥ 1 → raise it")
-    loaded = load_run(run_dir)
-    if loaded.task.kind == "lm":
-        raise ConfigError(
-            f"{run_dir}: a language-modelling run has no predictions to serve → serve a "
-            "classification or token-classification run"
-        )
-    limits = ServeLimits(max_batch_size, max_text_length, max_wait_ms)
-    metadata = run_metadata(
-        loaded.run, loaded.task.kind, loaded.task.state().get("labels"), loaded.data.max_length
-    )
-    return create_app(lambda texts: predict_texts(loaded, texts), metadata, limits)
+    Args:
+        source: A finished run folder or a ``domaintune export`` folder.
+        backend: ``auto`` (ONNX exports on onnxruntime, the rest on PyTorch), ``torch`` or
+            ``onnx``.
+        threads: onnxruntime intra-op threads (default: onnxruntime's own).
+        precision: PyTorch backend: ``auto`` (bf16 autocast where the CPU has bf16 units, as
+            ``domaintune predict``), ``fp32`` or ``bf16``.
+        max_batch_size: Most texts per request, and per batched model call.
+        max_text_length: Most characters per text.
+        max_wait_ms: How long a request waits for others to batch with.
+
+    """
+    from domaintune.deploy.load import open_predictor
+    from domaintune.deploy.service import predictor_app, serve_limits
+
+    limits = serve_limits(max_batch_size, max_text_length, max_wait_ms)
+    return predictor_app(open_predictor(source, backend, threads, precision), limits)
 
 
 def serve(
-    run_dir: str | Path,
+    source: str | Path,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "auto",
     max_batch_size: int = 32,
     max_text_length: int = 10_000,
     max_wait_ms: float = 5.0,
 ) -> None:
-    """Serve a finished run over HTTP until interrupted (FastAPI + uvicorn)."""
+    """Serve a run or export folder over HTTP until interrupted (see :func:`serving_app`)."""
     from domaintune.deploy.serve import run_server
 
     app = serving_app(
-        run_dir,
+        source,
+        backend=backend,
+        threads=threads,
+        precision=precision,
         max_batch_size=max_batch_size,
         max_text_length=max_text_length,
         max_wait_ms=max_wait_ms,

@@ -94,3 +94,28 @@ def open_run_folder(path: Path) -> RunFolder:
             "first, or resume it with 'domaintune train RECIPE --resume'"
         )
     return run
+
+
+def results_summary(run: RunFolder) -> dict[str, Any]:
+    """The base model, the selection metric and the numeric test/validation metrics of a run.
+
+    What an export keeps of ``results.json`` and what the server's ``/metadata`` shows; empty
+    when the run has no ``results.json``.
+    """
+    if not run.results.is_file():
+        return {}
+    results = json.loads(run.results.read_text(encoding="utf-8"))
+
+    def numbers(scores: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (scores or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+
+    return {
+        "model": results.get("model"),
+        "metric": results.get("metric"),
+        "test": numbers(results.get("test")),
+        "validation": numbers(results.get("validation")),
+    }
