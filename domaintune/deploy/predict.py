@@ -25,7 +25,7 @@ from domaintune.data.encode import Encoded
 from domaintune.data.readers import Example, read_split
 from domaintune.data.stream import stream_split
 from domaintune.deploy.load import Predictor
-from domaintune.errors import ConfigError
+from domaintune.errors import ConfigError, RunError
 
 CHUNK_SIZE = 4096
 OUTPUT_FORMATS = ("jsonl", "csv")
@@ -58,6 +58,7 @@ def predict_examples(
     predictor: Predictor, examples: list[Example], batch_size: int | None = None
 ) -> list[dict[str, Any]]:
     """Prediction rows for in-memory examples (one chunk), in their order."""
+    check_predicts(predictor)
     if not examples:
         return []
     originals = [e.get("text") for e in examples]
@@ -70,6 +71,15 @@ def predict_examples(
         for row, original in zip(rows, originals, strict=True):
             row["text"] = original
     return rows
+
+
+def check_predicts(predictor: Predictor) -> None:
+    """Refuse a language-modelling run in one line: it has perplexity, not predictions."""
+    if predictor.task.kind == "lm":
+        raise RunError(
+            f"{predictor.source}: a language_modeling run has no labels to predict → use "
+            "'domaintune evaluate' for perplexity, or fine-tune a task from it (model.init_from)"
+        )
 
 
 def predict_inputs(predictor: Predictor, inputs: str | Path | list[str]) -> list[dict[str, Any]]:
@@ -155,6 +165,7 @@ def predict_file(
         ``{"examples", "seconds", "examples_per_second", "backend", "precision", "output"}``.
 
     """
+    check_predicts(predictor)
     out = Path(output)
     chosen = output_format(out, fmt)
     data = predictor.data.model_copy(update={"format": "auto"})

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from domaintune.deploy.load import Predictor
-from domaintune.deploy.predict import predict_examples
+from domaintune.deploy.predict import check_predicts, predict_examples
 from domaintune.deploy.serve import ServeLimits, create_app
 from domaintune.errors import ConfigError
 from domaintune.runs import RunFolder, results_summary
@@ -72,11 +72,7 @@ def describe(predictor: Predictor) -> dict[str, Any]:
 
 def predictor_app(predictor: Predictor, limits: ServeLimits) -> Any:
     """The FastAPI app answering ``POST /predict`` with ``predictor`` (see ``deploy/serve.py``)."""
-    if predictor.task.kind == "lm":
-        raise ConfigError(
-            f"{predictor.source}: a language-modelling run has no predictions to serve → serve "
-            "a classification or token-classification run"
-        )
+    check_predicts(predictor)
 
     def predict(texts: list[str]) -> list[dict[str, Any]]:
         return predict_examples(predictor, [{"text": text} for text in texts])
