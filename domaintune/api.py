@@ -6,23 +6,24 @@ The CLI and any other front end are thin callers of the functions here.
 from __future__ import annotations
 
 import json
-import os
 import resource
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from domaintune.config import Recipe, dump_recipe, load_recipe
-from domaintune.config.sections import DataConfig, TrainConfig
-from domaintune.data.encode import Encoded, cached_encode, default_cache_dir, fingerprint
-from domaintune.data.pipeline import RawSplits, load_splits
-from domaintune.data.readers import Example, read_split
-from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, load_run
+from domaintune.config.sections import TrainConfig
+from domaintune.data.encode import encode_split, tokenizer_identity
+from domaintune.data.pipeline import RawSplits, example_texts, load_splits
+from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, Predictor, load_run  # noqa: F401 (re-exported)
 from domaintune.errors import ConfigError
-from domaintune.models.load import quiet_libraries
-from domaintune.runs import RunFolder, check_run_folder, prepare_run_folder
+from domaintune.runs import (
+    RunFolder,
+    check_run_folder,
+    prepare_run_folder,
+    stage_summary,
+    write_run_state,
+)
 from domaintune.training.precision import cpu_has_bf16
 
 
@@ -52,39 +53,9 @@ def make_accelerator(cfg: TrainConfig, project_dir: Path | None = None) -> Any:
 
     With ``train.report_to``, Accelerate's trackers log into ``project_dir`` (the run folder).
     """
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+    from domaintune.training.accelerator import build_accelerator
 
-    from domaintune.training.tracking import check_trackers
-
-    quiet_libraries()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
-    if cfg.batch_size % world:
-        raise ConfigError(
-            f"train.batch_size: {cfg.batch_size}: not divisible by {world} "
-            "processes → use a multiple of the process count"
-        )
-    from accelerate.state import AcceleratorState
-
-    # Accelerate keeps one process-wide state and refuses a second Accelerator with another
-    # precision; a Python session may run several recipes, so start each run from a fresh one
-    # (the process group, in PartialState, is kept).
-    AcceleratorState._reset_state()
-    return Accelerator(
-        mixed_precision=resolve_precision(cfg.precision),
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
-        cpu=not torch.cuda.is_available(),
-        rng_types=[],
-        log_with=check_trackers(cfg.report_to) or None,
-        project_config=ProjectConfiguration(
-            project_dir=str(project_dir), logging_dir=str(project_dir / "tensorboard")
-        )
-        if cfg.report_to and project_dir is not None
-        else None,
-    )
+    return build_accelerator(cfg, resolve_precision(cfg.precision), project_dir)
 
 
 def resolve_precision(precision: str) -> str:
@@ -108,47 +79,6 @@ def resolve_precision(precision: str) -> str:
     if precision == "fp16" and not cuda:
         raise ConfigError("train.precision: 'fp16': fp16 needs a CUDA GPU → use fp32 or auto")
     return precision
-
-
-@contextmanager
-def cpu_fast_path(model: Any, device: Any) -> Iterator[None]:
-    """On CPU: reuse freed memory and draw cheaper dropout masks while ``model`` trains.
-
-    Both are measured in docs/architecture.md (Performance notes); neither changes the model's
-    maths (the masks keep dropout's distribution), and the model is a plain transformers model
-    again on exit.
-    """
-    if getattr(device, "type", str(device)) != "cpu":
-        yield
-        return
-    from domaintune.models.dropout import cheap_dropout
-    from domaintune.training.allocator import keep_freed_memory
-
-    keep_freed_memory()
-    with cheap_dropout(model):
-        yield
-
-
-def encode_split(
-    task: Any, examples: list[Example], tokenizer: Any, tokenizer_id: str, data: DataConfig
-) -> Encoded:
-    """Tokenise a split, reusing the cache when data, tokenizer and options are unchanged."""
-    if data.cache_dir == "none":
-        cache: Path | None = None
-    else:
-        cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
-    key = fingerprint(type(task).__name__, task.state(), tokenizer_id, data.max_length, examples)
-    encoded, _ = cached_encode(
-        key, cache, lambda: task.encode(examples, tokenizer, data.max_length)
-    )
-    return encoded
-
-
-def tokenizer_identity(tokenizer: Any) -> str:
-    """A fingerprint of the tokenizer's full definition (vocabulary, normaliser, specials)."""
-    return fingerprint(
-        type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(), tokenizer.pad_token_id
-    )
 
 
 def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
@@ -234,7 +164,7 @@ def run_pipeline(
         target = folder / stage.name
         if resume and (target / "results.json").is_file():
             done = json.loads((target / "results.json").read_text(encoding="utf-8"))
-            summary["stages"][stage.name] = _stage_summary(target, done)
+            summary["stages"][stage.name] = stage_summary(target, done)
             continue
         results[stage.name] = run(
             recipe,
@@ -243,31 +173,24 @@ def run_pipeline(
             overwrite=overwrite,
         )
         done = json.loads((target / "results.json").read_text(encoding="utf-8"))
-        summary["stages"][stage.name] = _stage_summary(target, done)
+        summary["stages"][stage.name] = stage_summary(target, done)
     (folder / "pipeline.json").write_text(
         json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8"
     )
     return results
 
 
-def _stage_summary(target: Path, results: dict[str, Any]) -> dict[str, Any]:
-    keep = ("metric", "test", "forgetting", "vocabulary", "model")
-    test = {k: v for k, v in results.get("test", {}).items() if isinstance(v, (int, float))}
-    return {
-        "run_dir": str(target),
-        **{k: results[k] for k in keep if k in results and k != "test"},
-        "test": test,
-        "train_seconds": results.get("train", {}).get("seconds"),
-    }
-
-
 def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool) -> RunResult:
     from accelerate.utils import set_seed
 
+    from domaintune.evaluation.forgetting import forgetting_report, perplexity, reference_split
+    from domaintune.evaluation.shift import domain_shift
     from domaintune.methods import METHODS
     from domaintune.models.load import load_model, load_tokenizer, model_type, resolve_source
+    from domaintune.models.vocab import expand_tokenizer
     from domaintune.objectives import OBJECTIVES
     from domaintune.tasks.inference import infer
+    from domaintune.training.accelerator import cpu_fast_path
     from domaintune.training.loop import LoopData, train_loop
     from domaintune.training.optim import boost_parameters
     from domaintune.training.tracking import finish_trackers, start_trackers
@@ -290,7 +213,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
         for name, examples in raw.splits.items()
     }
-    reference = _reference_split(recipe.data, task, tokenizer, tok_id)
+    reference = reference_split(recipe.data, task, tokenizer, tok_id)
     set_seed(recipe.train.seed)
     model, info = load_model(
         source, task.auto_class(), output_loading_info=True, **task.model_kwargs()
@@ -343,7 +266,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         out = {}
         for name, data in (("in_domain", encoded.get("test")), ("general", reference)):
             if data is not None and len(data):
-                out[name] = _perplexity(trained, task, data, recipe.train, tokenizer, accelerator)
+                out[name] = perplexity(trained, task, data, recipe.train, tokenizer, accelerator)
         return out
 
     before = lm_scores() if task.kind == "lm" and not resume else None
@@ -390,43 +313,19 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     forgetting = None
     if task.kind == "lm":
         trained = final_module
-        forgetting = _forgetting(before, lm_scores(), recipe.data)
-    rate = result.train_examples / result.train_seconds if result.train_seconds else 0.0
+        forgetting = forgetting_report(before, lm_scores(), recipe.data)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if accelerator.is_main_process:
         # Methods that cannot merge keep their base model here and the adapter beside it.
         final_model = merged if merged is not None else method.base_model(adapted)
         final_model.save_pretrained(str(run_folder.final))
         tokenizer.save_pretrained(str(run_folder.final))
-        run_state = {
-            "method": {
-                "config": recipe.method.model_dump(mode="json"),
-                "merged": merged is not None,
-            },
-            "task": recipe.task.model_dump(mode="json"),
-            "state": task.state(),
-            "data": recipe.data.model_dump(mode="json"),
-            "eval_batch_size": recipe.train.eval_batch_size,
-        }
-        (run_folder.final / RUN_FILE).write_text(json.dumps(run_state, indent=1), encoding="utf-8")
+        write_run_state(run_folder, recipe, task.state(), merged is not None)
         results: dict[str, Any] = {
             "metric": metric,
             "test": scores.get("test", {}),
             "validation": scores.get("validation", {}),
-            "train": {
-                "seconds": round(result.train_seconds, 3),
-                "steps": result.steps,
-                "examples_seen": result.train_examples,
-                "samples_per_second": round(rate, 3),
-                "best_step": result.best_step,
-                "stopped_early": result.stopped_early,
-                "processes": accelerator.num_processes,
-                "precision": {"no": "fp32"}.get(
-                    accelerator.mixed_precision, accelerator.mixed_precision
-                ),
-                "trainable_parameters": trainable,
-                "total_parameters": total_params,
-            },
+            "train": result.record(accelerator, trainable, total_params),
             "peak_rss_mib": round(peak, 1),
             "data": {**raw.stats, "origins": raw.origins, "labels": task.state().get("labels")},
             "model": recipe.model.name
@@ -459,110 +358,12 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         test=scores.get("test", {}),
         validation=scores.get("validation", {}),
         train_seconds=result.train_seconds,
-        train_samples_per_second=rate,
+        train_samples_per_second=result.samples_per_second,
         steps=result.steps,
         best_step=result.best_step,
         stopped_early=result.stopped_early,
         data=raw.stats,
     )
-
-
-def example_texts(examples: list[Example]) -> list[str]:
-    """The text of each example (token examples joined with spaces)."""
-    return [e["text"] if "text" in e else " ".join(e.get("tokens", [])) for e in examples]
-
-
-def domain_shift(
-    data: DataConfig, task: Any, train_texts: list[str], raw: RawSplits, tokenizer: Any
-) -> dict[str, Any]:
-    """The domain-shift report of the training text (``domaintune analyse`` without perplexity).
-
-    Compared with ``data.reference_text`` when given; labelled task data is described too.
-    """
-    from domaintune.evaluation.shift import analyse_shift
-
-    reference = None
-    if data.reference_text is not None:
-        examples = read_split(data.reference_text, data.model_copy(update={"format": "auto"}), "lm")
-        reference = example_texts(examples)
-    return analyse_shift(
-        train_texts,
-        tokenizer,
-        reference_texts=reference,
-        task_examples=raw.splits["train"] if task.kind != "lm" else None,
-    )
-
-
-def expand_tokenizer(
-    tokenizer: Any, texts: list[str], cfg: Any
-) -> tuple[Any, list[str], dict[str, Any]]:
-    """Add the training text's badly split words and [UNK] characters to the tokenizer."""
-    from domaintune.models.vocab import add_domain_tokens, find_domain_tokens, tokenization_stats
-
-    before = tokenization_stats(tokenizer, texts)
-    candidates = find_domain_tokens(
-        tokenizer, texts, min_count=cfg.min_count, max_new=cfg.max_new, min_pieces=cfg.min_pieces
-    )
-    expanded, added = add_domain_tokens(tokenizer, candidates)
-    after = tokenization_stats(expanded, texts)
-    report = {"added": len(added), "examples": added[:30], "before": before, "after": after}
-    return expanded, added, report
-
-
-def _reference_split(data: DataConfig, task: Any, tokenizer: Any, tok_id: str) -> Encoded | None:
-    """The general reference text, packed like the training text (REFERENCE_TOKENS at most)."""
-    if data.reference_text is None or task.kind != "lm":
-        return None
-    from domaintune.data.pipeline import clean_example
-
-    examples = read_split(data.reference_text, data.model_copy(update={"format": "auto"}), "lm")
-    if data.clean.normalize:
-        for example in examples:
-            clean_example(example)
-    task.fit_labels(RawSplits({"train": examples}, {}))
-    encoded = encode_split(task, examples, tokenizer, tok_id, data)
-    keep = max(1, REFERENCE_TOKENS // max(1, data.max_length))
-    return encoded.subset(list(range(min(keep, len(encoded)))))
-
-
-REFERENCE_TOKENS = 50_000
-
-
-def _perplexity(
-    module: Any, task: Any, data: Encoded, cfg: TrainConfig, tokenizer: Any, accelerator: Any
-) -> float:
-    from domaintune.tasks.inference import infer
-
-    outputs = infer(
-        module,
-        task,
-        data,
-        cfg.eval_batch_size,
-        tokenizer.pad_token_id,
-        accelerator.device,
-        accelerator,
-    )
-    return round(float(task.metrics(outputs, [])["perplexity"]), 4)
-
-
-def _forgetting(
-    before: dict[str, float] | None, after: dict[str, float], data: DataConfig
-) -> dict[str, Any]:
-    """Perplexities before and after training, on domain and general text."""
-    out: dict[str, Any] = {}
-    for name, value in after.items():
-        entry: dict[str, Any] = {"after": value}
-        if before is not None and name in before:
-            entry["before"] = before[name]
-            entry["change"] = round(value / before[name], 4) if before[name] else None
-        out[name] = entry
-    if "in_domain" in out:
-        out["in_domain"]["text"] = "test split"
-    if "general" in out:
-        out["general"]["text"] = data.reference_text
-    else:
-        out["note"] = "no general text: set data.reference_text to measure forgetting"
-    return out
 
 
 # ------------------------------------------------------------------------- finished runs
@@ -581,137 +382,107 @@ def compare(run_dirs: list[str | Path]) -> Any:
 
 
 def evaluate(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
-    """Metrics of a finished run on a labelled file; also saved as ``eval-<file>.json``."""
-    loaded = load_run(run_dir)
-    data = loaded.data.model_copy(update={"format": "auto"})
-    examples = read_split(str(data_file), data, loaded.task.kind)
-    raw = RawSplits({"train": [], "test": examples}, {"test": str(data_file)})
-    _check_eval_labels(loaded.task, raw)
-    outputs, encoded = _infer_examples(loaded, examples)
-    scores: dict[str, Any] = loaded.task.metrics(outputs, examples, encoded=encoded)
-    target = loaded.run.root / f"eval-{Path(data_file).stem}.json"
-    target.write_text(
-        json.dumps({"data": str(data_file), **scores}, indent=1, ensure_ascii=False),
-        encoding="utf-8",
-    )
-    return scores
+    """Metrics of a finished run on a labelled file; also saved as ``eval-<file>.json``.
+
+    The run's PyTorch model predicts in fp32, so its own test file gives its test metrics.
+    """
+    from domaintune.evaluation.evaluate import evaluate_run
+
+    return evaluate_run(run_dir, data_file)
 
 
-def _check_eval_labels(task: Any, raw: RawSplits) -> None:
-    from domaintune.data.labels import check_known_labels, to_iob2
-
-    for i, example in enumerate(raw.splits["test"]):
-        if task.kind == "tokens":
-            example["tags"] = to_iob2(
-                example["tags"], True, f"{raw.origins['test']}: sentence {i + 1}"
-            )
-    if task.kind == "tokens":
-        known = {t[2:] for t in task.labels if t != "O"}
-        labels = [t[2:] for e in raw.splits["test"] for t in e["tags"] if t != "O"]
-        check_known_labels(labels, sorted(known), "evaluation", raw.origins["test"])
-    elif getattr(task.cfg, "problem", "") == "single_label":
-        check_known_labels(
-            [str(e["label"]) for e in raw.splits["test"]],
-            task.labels,
-            "evaluation",
-            raw.origins["test"],
-        )
-
-
-def _infer_examples(loaded: LoadedRun, examples: list[Example]) -> tuple[list[Any], Encoded]:
-    from domaintune.data.pipeline import clean_example
-    from domaintune.tasks.inference import infer
-
-    if loaded.data.clean.normalize:
-        for example in examples:
-            clean_example(example)
-    encoded = loaded.task.encode(examples, loaded.tokenizer, loaded.data.max_length)
-    outputs = infer(
-        loaded.task.wrap(loaded.model),
-        loaded.task,
-        encoded,
-        loaded.eval_batch_size,
-        loaded.tokenizer.pad_token_id,
-    )
-    return outputs, encoded
-
-
-def predict(run_dir: str | Path, inputs: str | Path | list[str]) -> list[dict[str, Any]]:
+def predict(
+    source: str | Path,
+    inputs: str | Path | list[str],
+    *,
+    backend: str = "auto",
+    precision: str = "fp32",
+    threads: int | None = None,
+) -> list[dict[str, Any]]:
     """Predict labels (with probabilities) or entity spans (with character offsets).
 
     Args:
-        run_dir: A finished run folder.
+        source: A finished run folder or a ``domaintune export`` folder.
         inputs: A ``.jsonl``/``.csv``/``.txt``/``.conll`` file, or a list of texts.
+        backend: ``auto`` (ONNX exports on onnxruntime, the rest on PyTorch), ``torch`` or
+            ``onnx``.
+        precision: PyTorch backend: ``fp32`` (default: the exact scores), ``auto`` (bf16
+            autocast where the CPU has bf16 units, as ``predict_file``) or ``bf16``.
+        threads: onnxruntime intra-op threads (default: onnxruntime's own).
 
     """
-    loaded = load_run(run_dir)
-    if isinstance(inputs, list):
-        examples: list[Example] = [{"text": t} for t in inputs]
-    else:
-        data = loaded.data.model_copy(update={"format": "auto"})
-        examples = read_split(str(inputs), data, loaded.task.kind, need_labels=False)
-    return _predict_examples(loaded, examples)
+    from domaintune.deploy.load import open_predictor
+    from domaintune.deploy.predict import predict_inputs
+
+    return predict_inputs(open_predictor(source, backend, threads, precision), inputs)
 
 
-def _predict_examples(loaded: LoadedRun, examples: list[Example]) -> list[dict[str, Any]]:
-    """Prediction rows for examples; rows keep the text as given (cleaning is internal)."""
-    originals = [dict(e) for e in examples]
-    outputs, encoded = _infer_examples(loaded, examples)
-    rows: list[dict[str, Any]] = loaded.task.format_predictions(
-        outputs, examples, encoded, loaded.tokenizer
-    )
-    if loaded.task.kind == "text":  # entity offsets refer to the cleaned text, so keep that one
-        for row, original in zip(rows, originals, strict=True):
-            row["text"] = original["text"]
-    return rows
+def predict_texts(predictor: Predictor | LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
+    """Predictions for raw texts (the rows ``predict`` returns for a list).
+
+    ``predictor`` comes from ``domaintune.deploy.load.open_predictor``; a ``LoadedRun``
+    predicts on PyTorch in fp32.
+    """
+    from domaintune.deploy.load import from_run
+    from domaintune.deploy.predict import predict_examples
+
+    if isinstance(predictor, LoadedRun):
+        predictor = from_run(predictor, "fp32")
+    return predict_examples(predictor, [{"text": t} for t in texts])
 
 
 # ------------------------------------------------------------------------------- serving
-def predict_texts(loaded: LoadedRun, texts: list[str]) -> list[dict[str, Any]]:
-    """Predictions of a loaded run for raw texts (the rows ``predict`` returns for a list)."""
-    return _predict_examples(loaded, [{"text": t} for t in texts])
-
-
 def serving_app(
-    run_dir: str | Path,
+    source: str | Path,
     *,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "auto",
     max_batch_size: int = 32,
     max_text_length: int = 10_000,
     max_wait_ms: float = 5.0,
 ) -> Any:
-    """The FastAPI app serving a finished run (``POST /predict``, ``/health``, ``/metadata``)."""
-    from domaintune.deploy.serve import ServeLimits, create_app, run_metadata
+    """The FastAPI app serving a run or export folder (``POST /predict``, ``/metadata``...).
 
-    for name, value in (("max_batch_size", max_batch_size), ("max_text_length", max_text_length)):
-        if value < 1:
-            raise ConfigError(f"serve: --{name.replace('_', '-')}: {value}: must be ≥ 1 → raise it")
-    loaded = load_run(run_dir)
-    if loaded.task.kind == "lm":
-        raise ConfigError(
-            f"{run_dir}: a language-modelling run has no predictions to serve → serve a "
-            "classification or token-classification run"
-        )
-    limits = ServeLimits(max_batch_size, max_text_length, max_wait_ms)
-    metadata = run_metadata(
-        loaded.run, loaded.task.kind, loaded.task.state().get("labels"), loaded.data.max_length
-    )
-    return create_app(lambda texts: predict_texts(loaded, texts), metadata, limits)
+    Args:
+        source: A finished run folder or a ``domaintune export`` folder.
+        backend: ``auto`` (ONNX exports on onnxruntime, the rest on PyTorch), ``torch`` or
+            ``onnx``.
+        threads: onnxruntime intra-op threads (default: onnxruntime's own).
+        precision: PyTorch backend: ``auto`` (bf16 autocast where the CPU has bf16 units, as
+            ``domaintune predict``), ``fp32`` or ``bf16``.
+        max_batch_size: Most texts per request, and per batched model call.
+        max_text_length: Most characters per text.
+        max_wait_ms: How long a request waits for others to batch with.
+
+    """
+    from domaintune.deploy.load import open_predictor
+    from domaintune.deploy.service import predictor_app, serve_limits
+
+    limits = serve_limits(max_batch_size, max_text_length, max_wait_ms)
+    return predictor_app(open_predictor(source, backend, threads, precision), limits)
 
 
 def serve(
-    run_dir: str | Path,
+    source: str | Path,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "auto",
     max_batch_size: int = 32,
     max_text_length: int = 10_000,
     max_wait_ms: float = 5.0,
 ) -> None:
-    """Serve a finished run over HTTP until interrupted (FastAPI + uvicorn)."""
+    """Serve a run or export folder over HTTP until interrupted (see :func:`serving_app`)."""
     from domaintune.deploy.serve import run_server
 
     app = serving_app(
-        run_dir,
+        source,
+        backend=backend,
+        threads=threads,
+        precision=precision,
         max_batch_size=max_batch_size,
         max_text_length=max_text_length,
         max_wait_ms=max_wait_ms,

@@ -429,9 +429,25 @@ def compare(
 
 @app.command()
 def serve(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    source: Annotated[
+        Path, typer.Argument(help="A finished run folder or a 'domaintune export' folder.")
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    backend: Annotated[
+        str, typer.Option(help="auto (ONNX exports on onnxruntime, else PyTorch), torch or onnx.")
+    ] = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="onnxruntime intra-op threads (default: onnxruntime's own)."),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="PyTorch backend: auto (bf16 autocast where the CPU has bf16 units, as in "
+            "training), fp32 or bf16."
+        ),
+    ] = "auto",
     max_batch_size: Annotated[
         int, typer.Option(help="Most texts per request, and per batched model call.")
     ] = 32,
@@ -445,9 +461,12 @@ def serve(
 
     try:
         api_serve(
-            run_dir,
+            source,
             host=host,
             port=port,
+            backend=backend,
+            threads=threads,
+            precision=precision,
             max_batch_size=max_batch_size,
             max_text_length=max_text_length,
             max_wait_ms=max_wait_ms,

@@ -94,3 +94,59 @@ def open_run_folder(path: Path) -> RunFolder:
             "first, or resume it with 'domaintune train RECIPE --resume'"
         )
     return run
+
+
+def results_summary(run: RunFolder) -> dict[str, Any]:
+    """The base model, the selection metric and the numeric test/validation metrics of a run.
+
+    What an export keeps of ``results.json`` and what the server's ``/metadata`` shows; empty
+    when the run has no ``results.json``.
+    """
+    if not run.results.is_file():
+        return {}
+    results = json.loads(run.results.read_text(encoding="utf-8"))
+
+    def numbers(scores: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (scores or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+
+    return {
+        "model": results.get("model"),
+        "metric": results.get("metric"),
+        "test": numbers(results.get("test")),
+        "validation": numbers(results.get("validation")),
+    }
+
+
+def stage_summary(target: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """One pipeline stage in ``pipeline.json``: its folder, metric, test metrics and time."""
+    keep = ("metric", "test", "forgetting", "vocabulary", "model")
+    test = {k: v for k, v in results.get("test", {}).items() if isinstance(v, (int, float))}
+    return {
+        "run_dir": str(target),
+        **{k: results[k] for k in keep if k in results and k != "test"},
+        "test": test,
+        "train_seconds": results.get("train", {}).get("seconds"),
+    }
+
+
+def write_run_state(
+    run: RunFolder, recipe: Any, state: dict[str, Any], merged: bool
+) -> dict[str, Any]:
+    """Write ``final/domaintune.json``: what loading the final model needs besides its weights.
+
+    The task and method configs, the task's state (labels, thresholds, CRF scores), the data
+    options (cleaning, ``max_length``) and whether the method merged into ``final/``.
+    """
+    run_state = {
+        "method": {"config": recipe.method.model_dump(mode="json"), "merged": merged},
+        "task": recipe.task.model_dump(mode="json"),
+        "state": state,
+        "data": recipe.data.model_dump(mode="json"),
+        "eval_batch_size": recipe.train.eval_batch_size,
+    }
+    (run.final / "domaintune.json").write_text(json.dumps(run_state, indent=1), encoding="utf-8")
+    return run_state

@@ -285,7 +285,8 @@ class TrainConfig(Section):
         default_factory=list,
         description="Experiment trackers through Accelerate, logging what metrics.jsonl gets: "
         "tensorboard (needs tensorboard or tensorboardX; logs in <run>/tensorboard), mlflow "
-        "(needs mlflow; a local store in <run>/mlruns).",
+        "(needs mlflow: pip install 'domaintune[mlflow]'; a local SQLite store in "
+        "<run>/mlruns/mlflow.db, no server).",
     )
 
 

@@ -11,9 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from domaintune.config.sections import DataConfig
+    from domaintune.data.readers import Example
 
 
 @dataclass
@@ -92,3 +96,25 @@ def _load(path: Path) -> Encoded:
             values, offsets = data[f"{name}.values"], data[f"{name}.offsets"]
             features[name] = [values[a:b] for a, b in pairwise(offsets)]
     return Encoded(features)
+
+
+def encode_split(
+    task: Any, examples: list[Example], tokenizer: Any, tokenizer_id: str, data: DataConfig
+) -> Encoded:
+    """Tokenise a split, reusing the cache when data, tokenizer and options are unchanged."""
+    if data.cache_dir == "none":
+        cache: Path | None = None
+    else:
+        cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
+    key = fingerprint(type(task).__name__, task.state(), tokenizer_id, data.max_length, examples)
+    encoded, _ = cached_encode(
+        key, cache, lambda: task.encode(examples, tokenizer, data.max_length)
+    )
+    return encoded
+
+
+def tokenizer_identity(tokenizer: Any) -> str:
+    """A fingerprint of the tokenizer's full definition (vocabulary, normaliser, specials)."""
+    return fingerprint(
+        type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(), tokenizer.pad_token_id
+    )

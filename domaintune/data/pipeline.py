@@ -81,3 +81,8 @@ def clean_example(example: Example) -> None:
 
 def _example_key(example: Example) -> str:
     return repr(sorted(example.items()))
+
+
+def example_texts(examples: list[Example]) -> list[str]:
+    """The text of each example (token examples joined with spaces)."""
+    return [e["text"] if "text" in e else " ".join(e.get("tokens", [])) for e in examples]

@@ -10,6 +10,7 @@ from domaintune.deploy.card import model_card
 from domaintune.deploy.load import RUN_FILE, LoadedRun, Predictor, from_run
 from domaintune.deploy.verify import compare, sample_examples
 from domaintune.errors import ModelError
+from domaintune.runs import results_summary
 
 REPORT_FILE = "export.json"
 FP32_TOLERANCE = 1e-4
@@ -19,8 +20,9 @@ def write_bundle(loaded: LoadedRun, out_dir: Path, fmt: str) -> dict[str, Any]:
     """Tokenizer, model config (label map) and ``domaintune.json`` describing the task.
 
     ``domaintune.json`` keeps the run's own task file (task config, state with labels and CRF
-    scores, data options) and adds ``format``, ``kind``, ``labels``, ``max_length`` and ``crf``,
-    so prediction and serving need nothing but this folder.
+    scores, data options) and adds ``format``, ``kind``, ``labels``, ``max_length``, ``crf`` and
+    the run's ``results`` (base model, metric, test and validation metrics), so prediction and
+    serving need nothing but this folder.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded.tokenizer.save_pretrained(str(out_dir))
@@ -35,6 +37,7 @@ def write_bundle(loaded: LoadedRun, out_dir: Path, fmt: str) -> dict[str, Any]:
         "crf": state.get("crf"),
         "model_type": loaded.model.config.model_type,
         "source_run": str(loaded.run.root.resolve()),
+        "results": results_summary(loaded.run),
     }
     (out_dir / RUN_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
     return info

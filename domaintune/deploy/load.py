@@ -217,7 +217,12 @@ def open_predictor(
     if backend not in BACKENDS:
         raise ConfigError(f"--backend: {backend!r}: unknown backend → use one of auto, torch, onnx")
     path = Path(source)
-    if (path / "final" / RUN_FILE).is_file() or not (path / RUN_FILE).is_file():
+    if not (path / "final" / RUN_FILE).is_file() and not (path / RUN_FILE).is_file():
+        raise RunError(
+            f"{path}: not a finished run folder (no final/{RUN_FILE}) nor an export folder "
+            f"(no {RUN_FILE}) → train it first, or pass the folder 'domaintune export' wrote"
+        )
+    if (path / "final" / RUN_FILE).is_file():
         if backend == "onnx":
             raise ConfigError(
                 f"{path}: a run folder has no ONNX model → export it first "

@@ -22,10 +22,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from domaintune.data.batching import sorted_batches
 from domaintune.data.encode import Encoded
-from domaintune.data.readers import Example
+from domaintune.data.readers import Example, read_split
 from domaintune.data.stream import stream_split
 from domaintune.deploy.load import Predictor
-from domaintune.errors import ConfigError
+from domaintune.errors import ConfigError, RunError
 
 CHUNK_SIZE = 4096
 OUTPUT_FORMATS = ("jsonl", "csv")
@@ -34,7 +34,10 @@ OUTPUT_FORMATS = ("jsonl", "csv")
 def predict_outputs(
     predictor: Predictor, examples: list[Example], batch_size: int | None = None
 ) -> tuple[list[Any], Encoded]:
-    """The task's raw outputs for examples (cleaned in place as in training), in their order."""
+    """The task's raw outputs (cleaned in place as in training), in the encoded order.
+
+    One output per example, except for a language model: one per packed block of ``encoded``.
+    """
     from domaintune.data.pipeline import clean_example
 
     task, tokenizer = predictor.task, predictor.tokenizer
@@ -42,7 +45,7 @@ def predict_outputs(
         for example in examples:
             clean_example(example)
     encoded = task.encode(examples, tokenizer, predictor.data.max_length)
-    outputs: list[Any] = [None] * len(examples)
+    outputs: list[Any] = [None] * len(encoded)
     for indices in sorted_batches(encoded.lengths, batch_size or predictor.batch_size):
         batch = task.collate(encoded.subset(indices).features, tokenizer.pad_token_id)
         logits = predictor.logits(batch)  # (B, C) or (B, T, C)
@@ -55,6 +58,7 @@ def predict_examples(
     predictor: Predictor, examples: list[Example], batch_size: int | None = None
 ) -> list[dict[str, Any]]:
     """Prediction rows for in-memory examples (one chunk), in their order."""
+    check_predicts(predictor)
     if not examples:
         return []
     originals = [e.get("text") for e in examples]
@@ -67,6 +71,32 @@ def predict_examples(
         for row, original in zip(rows, originals, strict=True):
             row["text"] = original
     return rows
+
+
+def check_predicts(predictor: Predictor) -> None:
+    """Refuse a language-modelling run in one line: it has perplexity, not predictions."""
+    if predictor.task.kind == "lm":
+        raise RunError(
+            f"{predictor.source}: a language_modeling run has no labels to predict → use "
+            "'domaintune evaluate' for perplexity, or fine-tune a task from it (model.init_from)"
+        )
+
+
+def predict_inputs(predictor: Predictor, inputs: str | Path | list[str]) -> list[dict[str, Any]]:
+    """Prediction rows for a list of texts or a whole input file, in input order.
+
+    Args:
+        predictor: From :func:`domaintune.deploy.load.open_predictor`.
+        inputs: Texts, or a ``.jsonl``/``.csv``/``.txt``/``.conll`` file (read at once; use
+            :func:`predict_file` to stream a large one).
+
+    """
+    if isinstance(inputs, list):
+        examples: list[Example] = [{"text": t} for t in inputs]
+    else:
+        data = predictor.data.model_copy(update={"format": "auto"})
+        examples = read_split(str(inputs), data, predictor.task.kind, need_labels=False)
+    return predict_examples(predictor, examples)
 
 
 def chunks(examples: Iterable[Example], size: int) -> Iterator[list[Example]]:
@@ -135,6 +165,7 @@ def predict_file(
         ``{"examples", "seconds", "examples_per_second", "backend", "precision", "output"}``.
 
     """
+    check_predicts(predictor)
     out = Path(output)
     chosen = output_format(out, fmt)
     data = predictor.data.model_copy(update={"format": "auto"})

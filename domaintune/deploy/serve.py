@@ -1,9 +1,9 @@
 """The HTTP prediction server (FastAPI + uvicorn) with dynamic batching of concurrent requests.
 
-The caller (``api.serve``) loads the model and passes a plain ``predict(texts) -> rows`` function
-and the run's metadata, so this module knows nothing of run folders. Concurrent requests are
-queued and answered by one model call per batch, made in a single worker thread so the event
-loop stays free and the model is never called from two threads at once.
+The caller (``deploy/service.py``) opens the model and passes a plain ``predict(texts) -> rows``
+function and the metadata, so this module knows nothing of run or export folders. Concurrent
+requests are queued and answered by one model call per batch, made in a single worker thread so
+the event loop stays free and the model is never called from two threads at once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from domaintune.errors import ConfigError
-from domaintune.runs import RunFolder
 
 Predict = Callable[[list[str]], list[dict[str, Any]]]
 
@@ -203,7 +202,11 @@ def create_app(predict: Predict, metadata: dict[str, Any], limits: ServeLimits) 
     @app.post("/predict", response_model=None)
     async def predict_endpoint(request: PredictRequest) -> Any:
         if (request.text is None) == (request.texts is None):
-            return error(400, 'body: give exactly one of "text" and "texts"')
+            return error(
+                400,
+                'body: give exactly one of "text" and "texts" → send {"text": "..."} or '
+                '{"texts": ["...", ...]}',
+            )
         single = request.text is not None
         texts = [request.text] if request.text is not None else list(request.texts or [])
         if not texts:
@@ -225,6 +228,14 @@ def create_app(predict: Predict, metadata: dict[str, Any], limits: ServeLimits) 
                     limit="max_text_length",
                     value=limits.max_text_length,
                 )
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
+                return error(
+                    400,
+                    f"texts.{i}: character {exc.start}: {text[exc.start]!r} is not valid "
+                    "Unicode (a lone surrogate) → send UTF-8 text",
+                )
         started = time.perf_counter()
         rows = await batcher.submit(texts)
         seconds = round(time.perf_counter() - started, 4)
@@ -233,34 +244,6 @@ def create_app(predict: Predict, metadata: dict[str, Any], limits: ServeLimits) 
         return {"predictions": rows, "seconds": seconds}
 
     return app
-
-
-def run_metadata(
-    run: RunFolder, kind: str, labels: list[str] | None, max_length: int
-) -> dict[str, Any]:
-    """What ``GET /metadata`` answers: task, labels, model, method and the run's metrics."""
-    import json
-
-    import yaml
-
-    results = json.loads(run.results.read_text(encoding="utf-8"))
-    recipe = yaml.safe_load(run.recipe.read_text(encoding="utf-8")) or {}
-
-    def numbers(scores: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-
-    return {
-        "run": str(run.root.resolve()),
-        "task": (recipe.get("task") or {}).get("name"),
-        "kind": kind,
-        "labels": labels,
-        "model": results.get("model"),
-        "method": (recipe.get("method") or {}).get("name"),
-        "metric": results.get("metric"),
-        "test": numbers(results.get("test") or {}),
-        "validation": numbers(results.get("validation") or {}),
-        "max_length": max_length,
-    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:

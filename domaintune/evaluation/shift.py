@@ -28,11 +28,15 @@ import math
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domaintune.evaluation.shift_format import format_shift
 from domaintune.evaluation.task_data import describe_task_data
 from domaintune.evaluation.words import sample_texts, split_words
+
+if TYPE_CHECKING:
+    from domaintune.config.sections import DataConfig
+    from domaintune.data.pipeline import RawSplits
 
 __all__ = [
     "THRESHOLDS",
@@ -397,3 +401,25 @@ def analyse_files(
         "model": model,
         **report,
     }
+
+
+def domain_shift(
+    data: DataConfig, task: Any, train_texts: list[str], raw: RawSplits, tokenizer: Any
+) -> dict[str, Any]:
+    """The domain-shift report of the training text (``domaintune analyse`` without perplexity).
+
+    Compared with ``data.reference_text`` when given; labelled task data is described too.
+    """
+    from domaintune.data.pipeline import example_texts
+    from domaintune.data.readers import read_split
+
+    reference = None
+    if data.reference_text is not None:
+        examples = read_split(data.reference_text, data.model_copy(update={"format": "auto"}), "lm")
+        reference = example_texts(examples)
+    return analyse_shift(
+        train_texts,
+        tokenizer,
+        reference_texts=reference,
+        task_examples=raw.splits["train"] if task.kind != "lm" else None,
+    )

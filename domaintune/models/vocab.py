@@ -417,3 +417,23 @@ def _check_output(output: Path, model_folder: str | None, overwrite: bool) -> No
                 f"--output: {output}: not a model folder (no config.json), never replaced → "
                 "choose another folder"
             )
+
+
+def expand_tokenizer(
+    tokenizer: Any, texts: list[str], cfg: VocabExpansionConfig
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """Add the training text's badly split words and [UNK] characters to the tokenizer.
+
+    Returns:
+        The expanded tokenizer, the added tokens and a report (counts, examples, tokenisation
+        statistics before and after).
+
+    """
+    before = tokenization_stats(tokenizer, texts)
+    candidates = find_domain_tokens(
+        tokenizer, texts, min_count=cfg.min_count, max_new=cfg.max_new, min_pieces=cfg.min_pieces
+    )
+    expanded, added = add_domain_tokens(tokenizer, candidates)
+    after = tokenization_stats(expanded, texts)
+    report = {"added": len(added), "examples": added[:30], "before": before, "after": after}
+    return expanded, added, report

@@ -50,6 +50,28 @@ class LoopResult:
     stopped_early: bool
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def samples_per_second(self) -> float:
+        """Training examples per second of training time."""
+        return self.train_examples / self.train_seconds if self.train_seconds else 0.0
+
+    def record(self, accelerator: Any, trainable: int, total: int) -> dict[str, Any]:
+        """The ``train`` section of results.json."""
+        return {
+            "seconds": round(self.train_seconds, 3),
+            "steps": self.steps,
+            "examples_seen": self.train_examples,
+            "samples_per_second": round(self.samples_per_second, 3),
+            "best_step": self.best_step,
+            "stopped_early": self.stopped_early,
+            "processes": accelerator.num_processes,
+            "precision": {"no": "fp32"}.get(
+                accelerator.mixed_precision, accelerator.mixed_precision
+            ),
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+        }
+
 
 def train_loop(
     accelerator: Any,

@@ -13,6 +13,7 @@ from typing import Any
 from domaintune.errors import ConfigError
 
 TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",)}
+MLFLOW_DIR = "mlruns"  # <run>/mlruns/: the run's MLflow store (mlflow.db) and artifacts
 
 
 def check_trackers(names: Sequence[str]) -> list[str]:
@@ -29,20 +30,40 @@ def check_trackers(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
+def mlflow_store(run_dir: Path) -> tuple[str, str]:
+    """The tracking URI and artifact location of a run's local MLflow store (no server).
+
+    A SQLite database, ``<run>/mlruns/mlflow.db``: MLflow 3 refuses its file store unless an
+    environment variable allows it. ``mlflow ui --backend-store-uri sqlite:///<run>/mlruns/
+    mlflow.db`` shows it.
+    """
+    root = (run_dir / MLFLOW_DIR).resolve()
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+
+
 def start_trackers(accelerator: Any, recipe: Any, run_dir: Path) -> None:
     """Start the recipe's trackers with the flattened recipe as hyper-parameters."""
     if not recipe.train.report_to:
         return
     from domaintune.reports.compare import flatten
 
-    if "mlflow" in recipe.train.report_to and accelerator.is_main_process:
-        import mlflow
+    init_kwargs: dict[str, dict[str, Any]] = {}
+    if "mlflow" in recipe.train.report_to:
+        uri, artifacts = mlflow_store(run_dir)
+        if accelerator.is_main_process:
+            import logging
 
-        mlflow.set_tracking_uri((run_dir / "mlruns").resolve().as_uri())  # a local store
+            import mlflow
+
+            (run_dir / MLFLOW_DIR).mkdir(parents=True, exist_ok=True)
+            mlflow.set_tracking_uri(uri)  # set here, so MLFLOW_TRACKING_URI cannot redirect it
+            for name in ("alembic", "mlflow.store.db.utils"):  # the store's schema set-up
+                logging.getLogger(name).setLevel(logging.WARNING)
+        init_kwargs["mlflow"] = {"logging_dir": artifacts}  # the experiment's artifact location
     flat = flatten(recipe.model_dump(mode="json"))
     # Trackers take scalars only (TensorBoard's hparams refuse None and lists).
     config = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
-    accelerator.init_trackers(run_dir.resolve().name, config=config)
+    accelerator.init_trackers(run_dir.resolve().name, config=config, init_kwargs=init_kwargs)
 
 
 def finish_trackers(accelerator: Any, scores: dict[str, dict[str, Any]], step: int) -> None:

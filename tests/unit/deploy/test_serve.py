@@ -36,7 +36,10 @@ def cls_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(cls_run: Path) -> Iterator[tuple[str, Any]]:
-    app = api.serving_app(cls_run, max_batch_size=8, max_text_length=200, max_wait_ms=20)
+    # fp32: the tests compare with api.predict's fp32 scores (auto would use bf16 units).
+    app = api.serving_app(
+        cls_run, precision="fp32", max_batch_size=8, max_text_length=200, max_wait_ms=20
+    )
     running = start_in_thread(app)
     yield f"http://127.0.0.1:{running.port}", app
     running.should_exit = True
@@ -50,6 +53,7 @@ def test_health_and_metadata(server: tuple[str, Any]) -> None:
     assert meta["labels"] == ["negative", "positive"]
     assert meta["task"] == "classification" and meta["method"] == "full"
     assert meta["metric"] == "f1_macro" and "f1_macro" in meta["test"]
+    assert meta["format"] == "run" and meta["backend"] == "torch" and meta["precision"] == "fp32"
     assert meta["limits"]["max_batch_size"] == 8
     assert httpx.get(f"{url}/openapi.json").status_code == 200
 
@@ -135,7 +139,7 @@ def test_token_classification_serves_entities(tiny_bert: Path, tmp_path: Path) -
         ["train.max_steps=4"],
     )
     run_dir = api.run(recipe, output_dir=tmp_path / "run").run_dir
-    running = start_in_thread(api.serving_app(run_dir))
+    running = start_in_thread(api.serving_app(run_dir, precision="fp32"))
     try:
         text = "the patient has diabetes syndrome"
         got = httpx.post(f"http://127.0.0.1:{running.port}/predict", json={"text": text})

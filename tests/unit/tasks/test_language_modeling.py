@@ -231,6 +231,18 @@ def test_lm_run_reports_forgetting_and_evaluates_text_files(
     assert result.test["perplexity"] == pytest.approx(forgetting["in_domain"]["after"], rel=1e-3)
     scores = evaluate(tmp_path / "run", tmp_path / "test.txt")
     assert scores["perplexity"] == pytest.approx(result.test["perplexity"], rel=1e-3)
+    from domaintune.api import predict, predict_file, serving_app
+    from domaintune.errors import RunError
+
+    with pytest.raises(RunError, match="no labels to predict"):
+        serving_app(tmp_path / "run")  # refused before the server starts
+
+    with pytest.raises(RunError, match=r"run has no labels to predict → use 'domaintune eval"):
+        predict(tmp_path / "run", ["the patient has cancer"])
+    out = tmp_path / "predictions.jsonl"
+    with pytest.raises(RunError, match="no labels to predict"):
+        predict_file(tmp_path / "run", tmp_path / "test.txt", out, progress=False)
+    assert not out.exists() and not out.with_name(out.name + ".tmp").exists()
     assert not (tmp_path / "run" / "final" / "adapter_config.json").exists()  # merged
     import sys
 
