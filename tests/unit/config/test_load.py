@@ -192,7 +192,10 @@ def test_typo_keys_in_nested_and_union_sections(
 
 def test_unknown_key_without_close_match_lists_the_valid_keys() -> None:
     (line,) = error_lines(MINIMAL, ["method.name=lora", "method.zzzzzz=1"])
-    keys = "alpha, dora, dropout, modules_to_save, name, r, rslora, target_modules"
+    keys = (
+        "alpha, dora, dropout, head_lr, loraplus_lr_ratio, modules_to_save, name, r, rslora, "
+        "target_modules"
+    )
     assert f"valid keys: {keys}" in line
 
 
