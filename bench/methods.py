@@ -81,9 +81,9 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
     # tried because LoRA r 16 trails full fine-tuning on ncbi: a larger rank (same alpha / r),
     # and more epochs (its dev score still climbs steeply at epoch 3)
     "lora-r64": ({"name": "lora", "r": 64, "alpha": 128}, [1e-3, 2e-3]),
-    # and the head at full fine-tuning's rate, so LoRA can take a higher rate without the new
-    # head locking NER into all-O
-    "lora-head": ({"name": "lora", "head_lr": 2e-4}, [2e-3, 4e-3]),
+    # and LoRA plus every LayerNorm trained in full (full fine-tuning adapts them; LoRA alone
+    # cannot)
+    "lora-ln": ({"name": "lora", "modules_to_save": ["LayerNorm"]}, [2e-3]),
     "lora-e6": ({"name": "lora"}, [2e-3]),
     "adalora": ({"name": "adalora"}, [5e-4, 2e-3]),
     "ia3": ({"name": "ia3"}, [3e-3, 1e-2]),
@@ -96,6 +96,9 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
 
 # Extra recipe overrides of a method row (everything else is shared by every row).
 EXTRA: dict[str, list[str]] = {"lora-e6": ["train.epochs=6"]}
+# Tried on ncbi and dropped (seed 42, dev entity F1 after epoch 1): the head at full fine-tuning's
+# rate (head_lr 2e-4) with LoRA at 4e-3 still collapsed to all-O (0.0); at 2e-3 0.7187 against
+# 0.7305 without it. Six epochs at 2e-3 ended at dev 0.8107 against 0.8167 for three.
 
 
 def machine() -> str:

@@ -15,7 +15,7 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight", "ln
 def build_optimizer(
     model: nn.Module, cfg: TrainConfig, groups: list[dict[str, Any]] | None = None
 ) -> torch.optim.Optimizer:
-    """AdamW or SGD over trainable parameters; no weight decay on biases and norms.
+    """AdamW or SGD over trainable parameters; no weight decay on biases, norms and 1-D tensors.
 
     Args:
         model: The model after the method was applied.
@@ -33,9 +33,14 @@ def build_optimizer(
         groups = [*groups, {"params": rest, "lr": cfg.lr}]
     names = {id(p): n for n, p in model.named_parameters()}
     split: list[dict[str, Any]] = []
+    def no_decay(p: nn.Parameter) -> bool:
+        # 1-D tensors are biases and norm scales whatever a wrapper renames them to (peft's
+        # "LayerNorm.modules_to_save.default.weight"); the names catch the rest
+        return p.ndim < 2 or any(k in names[id(p)] for k in _NO_DECAY)
+
     for group in groups:
-        decay = [p for p in group["params"] if not any(k in names[id(p)] for k in _NO_DECAY)]
-        plain = [p for p in group["params"] if any(k in names[id(p)] for k in _NO_DECAY)]
+        decay = [p for p in group["params"] if not no_decay(p)]
+        plain = [p for p in group["params"] if no_decay(p)]
         for params, wd in ((decay, cfg.weight_decay), (plain, 0.0)):
             if params:
                 split.append({"params": params, "lr": group["lr"], "weight_decay": wd})
