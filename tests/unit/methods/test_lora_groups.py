@@ -39,3 +39,21 @@ def test_loraplus_and_head_lr_split_every_trainable_parameter_once() -> None:
     assert all("classifier.modules_to_save" in n for n in by_lr[1e-4])
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert sorted(n for ns in by_lr.values() for n in ns) == sorted(trainable)
+
+
+def test_no_weight_decay_on_renamed_norms_and_biases() -> None:
+    from domaintune.config.sections import TrainConfig
+    from domaintune.training.optim import build_optimizer
+
+    cfg = LoraConfig(name="lora", modules_to_save=["LayerNorm"])
+    model = apply(_model(), cfg)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3, weight_decay=0.1))
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            one_d = p.ndim < 2
+            assert group["weight_decay"] == (0.0 if one_d else 0.1), names[id(p)]
+    decayed = [
+        names[id(p)] for g in optimizer.param_groups if g["weight_decay"] for p in g["params"]
+    ]
+    assert decayed and not any("LayerNorm" in n for n in decayed)
