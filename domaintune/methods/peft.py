@@ -34,14 +34,32 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
+def norm_module_names(model: nn.Module) -> list[str]:
+    """Last name parts of the model's normalisation layers (LayerNorm, RMSNorm).
+
+    For peft's ``modules_to_save``, which matches on the module name's end; the head is left out.
+    """
+    names: dict[str, None] = {}
+    for name, module in model.named_modules():
+        if name.split(".")[0] in HEAD_NAMES or not name:
+            continue
+        kind = type(module).__name__
+        if isinstance(module, nn.LayerNorm) or kind.endswith(("LayerNorm", "RMSNorm")):
+            names[name.rsplit(".", 1)[-1]] = None
+    return list(names)
+
+
 def peft_config(model: nn.Module, cfg: PeftMethodConfig) -> Any:
     """The peft config for ``cfg`` (the task head is never an adapter target)."""
     import peft
 
+    saved = list(cfg.modules_to_save)
+    if getattr(cfg, "train_norms", False):
+        saved += [n for n in norm_module_names(model) if n not in saved]
     common: dict[str, Any] = {
         "task_type": task_type(model),
         "target_modules": cfg.target_modules,
-        "modules_to_save": list(cfg.modules_to_save) or None,
+        "modules_to_save": saved or None,
     }
     if cfg.target_modules == "all-linear":
         common["exclude_modules"] = [n for n in HEAD_NAMES if hasattr(model, n)] or None

@@ -33,6 +33,7 @@ def build_optimizer(
         groups = [*groups, {"params": rest, "lr": cfg.lr}]
     names = {id(p): n for n, p in model.named_parameters()}
     split: list[dict[str, Any]] = []
+
     def no_decay(p: nn.Parameter) -> bool:
         # 1-D tensors are biases and norm scales whatever a wrapper renames them to (peft's
         # "LayerNorm.modules_to_save.default.weight"); the names catch the rest

@@ -25,7 +25,7 @@ METHOD_CASES: list[dict[str, Any]] = [
     {"name": "freeze", "embeddings": False, "layers": 0, "layerwise_lr_decay": 0.8},
     {"name": "freeze", "embeddings": False, "gradual_unfreezing": True, "unfreeze_every": 2},
     {"name": "bitfit"},
-    {"name": "lora", "r": 4, "alpha": 8, "target_modules": None},
+    {"name": "lora", "r": 4, "alpha": 8, "target_modules": None, "train_norms": False},
     {"name": "lora", "r": 4, "rslora": True, "dora": True, "target_modules": "all-linear"},
     {"name": "adalora", "r": 2, "init_r": 4, "target_modules": None},
     {"name": "ia3", "target_modules": ["key", "value", "output.dense"]},
@@ -97,7 +97,15 @@ def promised_trainable(cfg: Any, model: torch.nn.Module, before: dict[str, torch
     if cfg.name == "adalora":  # A (r x in), B (out x r), E (r x 1) at the initial rank
         return head + sum(cfg.init_r * (m.in_features + m.out_features + 1) for m in adapted)
     dora = sum(m.out_features for m in adapted) if cfg.dora else 0  # DoRA's magnitude vector
-    return head + dora + sum(cfg.r * (m.in_features + m.out_features) for m in adapted)
+    norms = 0
+    if getattr(cfg, "train_norms", False):  # every LayerNorm / RMSNorm outside the head
+        norms = sum(
+            p.numel()
+            for name, m in model.named_modules()
+            if "Norm" in type(m).__name__ and name.split(".")[0] not in HEAD_NAMES
+            for p in m.parameters(recurse=False)
+        )
+    return head + dora + norms + sum(cfg.r * (m.in_features + m.out_features) for m in adapted)
 
 
 def build(
