@@ -157,7 +157,12 @@ def serve_load(run: Path, texts: list[str], args: argparse.Namespace) -> list[di
     from serve import _load  # bench/serve.py: the load generator
 
     rows = []
-    for mode, batch, wait in (("batched", 32, args.max_wait_ms), ("unbatched", 1, 0.0)):
+    modes = [
+        ("batched", 32, args.max_wait_ms),
+        ("batched, no wait", 32, 0.0),
+        ("unbatched", 1, 0.0),
+    ]
+    for mode, batch, wait in modes:
         port = free_port()
         cli = [sys.executable, "-m", "domaintune.cli", "serve", str(run), "--port", str(port)]
         cli += ["--max-batch-size", str(batch), "--max-wait-ms", str(wait)]
@@ -335,6 +340,12 @@ def bench_case(case: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                 reference_p50_ms=plain["p50_ms"],
                 reference_p99_ms=plain["p99_ms"],
                 reference_failed=plain["failed"],
+                max_wait_ms=args.max_wait_ms,
+                no_wait=next(
+                    {k: r[k] for k in ("requests_per_second", "p50_ms", "p99_ms", "failed")}
+                    for r in rows
+                    if r["mode"] == "batched, no wait" and r["clients"] == row["clients"]
+                ),
             )
     return records
 
