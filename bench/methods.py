@@ -91,7 +91,6 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
     "lora-r64": ({"name": "lora", "r": 64, "alpha": 128, "train_norms": False}, [1e-3, 2e-3]),
     "lora-e6": ({"name": "lora", "train_norms": False}, [2e-3]),
     "lora-r64-norms": ({"name": "lora", "r": 64, "alpha": 128}, [1e-3]),
-    "lora-ln": ({"name": "lora", "modules_to_save": ["LayerNorm"]}, [5e-4, 2e-3]),  # TEMP
     "adalora": ({"name": "adalora"}, [5e-4, 2e-3]),
     "ia3": ({"name": "ia3"}, [3e-3, 1e-2]),
     "prefix": ({"name": "prefix"}, [3e-3, 1e-2]),

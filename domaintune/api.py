@@ -440,7 +440,7 @@ def serving_app(
     precision: str = "auto",
     max_batch_size: int = 32,
     max_text_length: int = 10_000,
-    max_wait_ms: float = 5.0,
+    max_wait_ms: float = 0.0,
 ) -> Any:
     """The FastAPI app serving a run or export folder (``POST /predict``, ``/metadata``...).
 
@@ -473,7 +473,7 @@ def serve(
     precision: str = "auto",
     max_batch_size: int = 32,
     max_text_length: int = 10_000,
-    max_wait_ms: float = 5.0,
+    max_wait_ms: float = 0.0,
 ) -> None:
     """Serve a run or export folder over HTTP until interrupted (see :func:`serving_app`)."""
     from domaintune.deploy.serve import run_server

@@ -31,7 +31,7 @@ class ServeLimits:
 
     max_batch_size: int = 32  # texts in one request, and texts in one model call
     max_text_length: int = 10_000  # characters in one text
-    max_wait_ms: float = 5.0  # how long the first queued request waits for others
+    max_wait_ms: float = 0.0  # extra wait for more requests after draining the queue
 
 
 class PredictRequest(BaseModel):
