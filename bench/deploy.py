@@ -382,7 +382,10 @@ def main() -> None:
             f"{r['ratio']!s:>7}"
         )
     if not args.quick:
-        args.output.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        kept = []  # the records of cases not rerun stay
+        if args.output.is_file():
+            kept = [r for r in json.loads(args.output.read_text()) if r["case"] not in args.cases]
+        args.output.write_text(json.dumps(kept + records, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -204,19 +204,19 @@ def export(
         Path | None, typer.Option(help="Texts to verify on (default: the run's test file).")
     ] = None,
     per_channel: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--per-channel/--per-tensor",
-            help="int8: one weight scale per output channel (default; ncbi-disease NER: -0.5 "
-            "entity-F1 points against -1.7 per tensor, at the same speed) or one per tensor.",
+            help="int8: one weight scale per output channel or per tensor (default: per channel "
+            "for token classification, per tensor for classification; docs/deploy.md).",
         ),
-    ] = True,
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
 ) -> None:
     """Export a run (merged safetensors, ONNX or ONNX int8) and verify it against PyTorch."""
     from domaintune.api import export as api_export
 
-    options = {"per_channel": per_channel} if format == "int8" else {}
+    options = {"per_channel": per_channel} if format == "int8" and per_channel is not None else {}
     try:
         report = api_export(run_dir, format, output, overwrite=overwrite, sample=sample, **options)
     except DomaintuneError as error:
