@@ -28,6 +28,16 @@ def _fail(error: DomaintuneError) -> None:
     raise typer.Exit(error.exit_code)
 
 
+# --precision of predict and serve (the PyTorch backend; see deploy/load.use_bf16).
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="PyTorch backend: auto (bf16 autocast where the CPU has bf16 units, as in "
+        "training), fp32 or bf16."
+    ),
+]
+
+
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe file.")],
@@ -156,13 +166,7 @@ def predict(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Examples per batch (default: the run's).")
     ] = None,
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="PyTorch backend: auto (bf16 autocast where the CPU has bf16 units, as in "
-            "training), fp32 or bf16."
-        ),
-    ] = "auto",
+    precision: PrecisionOption = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Predict labels (with probabilities) or entity spans (with character offsets).
@@ -446,13 +450,7 @@ def serve(
         int | None,
         typer.Option(min=1, help="onnxruntime intra-op threads (default: onnxruntime's own)."),
     ] = None,
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="PyTorch backend: auto (bf16 autocast where the CPU has bf16 units, as in "
-            "training), fp32 or bf16."
-        ),
-    ] = "auto",
+    precision: PrecisionOption = "auto",
     max_batch_size: Annotated[
         int, typer.Option(help="Most texts per request, and per batched model call.")
     ] = 32,
