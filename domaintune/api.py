@@ -189,6 +189,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     from domaintune.models.load import load_model, load_tokenizer, model_type, resolve_source
     from domaintune.models.vocab import expand_tokenizer
     from domaintune.objectives import OBJECTIVES
+    from domaintune.objectives.protocol import ObjectiveContext
     from domaintune.tasks.inference import infer
     from domaintune.training.accelerator import cpu_fast_path
     from domaintune.training.loop import LoopData, train_loop
@@ -240,8 +241,20 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         groups = boost_parameters(model, groups, fresh_params, multiplier, recipe.train.lr)
     callbacks = method.callbacks(model, recipe.method) if hasattr(method, "callbacks") else []
     objectives = [OBJECTIVES[o.name](o) for o in recipe.objectives]
+    context = ObjectiveContext(
+        model=model,
+        pretrained=pretrained,
+        task=task,
+        tokenizer=tokenizer,
+        accelerator=accelerator,
+        train=encoded["train"],
+        data=recipe.data,
+        train_cfg=recipe.train,
+        init_from=Path(recipe.model.init_from) if recipe.model.init_from else None,
+        encode=lambda examples: task.encode(examples, tokenizer, recipe.data.max_length),
+    )
     for objective in objectives:
-        objective.setup(model, pretrained)
+        objective.setup(context)
     if accelerator.is_main_process:
         run_folder.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
     start_trackers(accelerator, recipe, run_folder.root)

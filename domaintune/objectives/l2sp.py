@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from domaintune.config.objectives import L2SPConfig
+from domaintune.objectives.protocol import ObjectiveContext
 
 
 class L2SP:
@@ -21,12 +22,12 @@ class L2SP:
         self.cfg = cfg
         self.anchor: list[tuple[nn.Parameter, torch.Tensor]] = []
 
-    def setup(self, model: nn.Module, pretrained_names: set[str]) -> None:
+    def setup(self, ctx: ObjectiveContext) -> None:
         """Remember the starting values of the trainable pretrained parameters."""
         self.anchor = [
             (param, param.detach().clone())
-            for name, param in model.named_parameters()
-            if param.requires_grad and _strip(name) in pretrained_names
+            for name, param in ctx.model.named_parameters()
+            if param.requires_grad and _strip(name) in ctx.pretrained
         ]
 
     def loss(self, model: nn.Module, batch: dict[str, Any], outputs: Any) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -15,7 +16,7 @@ def test_l2sp_penalty_and_gradient(tiny_bert: Path) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
     pretrained = {n for n, _ in model.named_parameters() if not n.startswith("classifier")}
     objective = OBJECTIVES["l2sp"](L2SPConfig(name="l2sp", weight=0.5))
-    objective.setup(model, pretrained)
+    objective.setup(SimpleNamespace(model=model, pretrained=pretrained))  # type: ignore[arg-type]
     assert objective.loss(model, {}, None).item() == 0.0
     with torch.no_grad():
         for p in model.parameters():
