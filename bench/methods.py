@@ -100,6 +100,18 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
 }
 
 
+# How many 1-3-10 steps a grid may grow past its edge when its best point sits there.
+MAX_EXTENSIONS = 2
+
+# Rows that explain a choice (docs/methods.md) rather than offer a method: their grids do not
+# grow, and they run only on these cases with these seeds.
+ABLATIONS: dict[str, dict[str, list[int]]] = {
+    "lora-no-norms": {"nicta": [42], "ncbi": [42, 1, 2]},
+    "lora-r64": {"ncbi": [42]},
+    "lora-e6": {"ncbi": [42]},
+    "lora-r64-norms": {"ncbi": [42]},
+}
+
 # Extra recipe overrides of a method row (everything else is shared by every row).
 EXTRA: dict[str, list[str]] = {"lora-e6": ["train.epochs=6"]}
 # Tried on ncbi and dropped (seed 42, dev entity F1 after epoch 1): the head at full fine-tuning's
@@ -179,16 +191,55 @@ def run_all(jobs: list[tuple[str, str, float, int, int]], parallel: int) -> None
         list(pool.map(train, jobs))
 
 
+def ladder(lr: float, up: bool) -> float:
+    """The next learning rate past ``lr`` on the 1-2-3-5 ladder, at least 2.5x away."""
+    steps = sorted(m * 10.0**e for e in range(-7, 1) for m in (1, 2, 3, 5))
+    if up:
+        return float(f"{min(v for v in steps if v >= 2.5 * lr * (1 - 1e-9)):.0e}")
+    return float(f"{max(v for v in steps if v <= lr / 2.5 * (1 + 1e-9)):.0e}")
+
+
+def dev_scores(grid_case: str, method: str, grid: list[float]) -> dict[float, float]:
+    """Validation metric (seed 42) of every finished grid point."""
+    scores = {}
+    for lr in grid:
+        results = run_dir(grid_case, method, lr, 42) / "results.json"
+        if results.is_file():
+            value = json.loads(results.read_text())["validation"].get(CASES[grid_case]["metric"])
+            if value is not None:
+                scores[lr] = value
+    return scores
+
+
+def grid_of(grid_case: str, method: str) -> tuple[list[float], float | None]:
+    """The method's grid, extended while its best point sits on an edge; the next point to run.
+
+    A best learning rate at the edge of the grid says the grid missed the optimum, so the grid
+    grows one 1-3-10 step past that edge (at most ``MAX_EXTENSIONS`` times) before a pick is
+    final. Returns the grid so far and the learning rate still to run (None when settled).
+    """
+    grid = sorted(METHODS[method][1])
+    for _ in range(MAX_EXTENSIONS + 1):
+        scores = dev_scores(grid_case, method, grid)
+        missing = [lr for lr in grid if lr not in scores]
+        if missing:
+            return grid, missing[0]
+        best = max(scores, key=lambda k: scores[k])
+        settled = len(grid) < 2 or best not in (grid[0], grid[-1])
+        if settled or method in ABLATIONS or len(grid) >= len(METHODS[method][1]) + MAX_EXTENSIONS:
+            return grid, None
+        if best == grid[0]:
+            grid = [ladder(best, up=False), *grid]
+        else:
+            grid = [*grid, ladder(best, up=True)]
+    return grid, None
+
+
 def best_lr(case: str, method: str) -> float | None:
     """The grid's learning rate with the best validation metric (seed 42)."""
     grid_case = CASES[case]["grid_from"]
-    scores = {}
-    for lr in METHODS[method][1]:
-        results = run_dir(grid_case, method, lr, 42) / "results.json"
-        if results.is_file():
-            metric = CASES[grid_case]["metric"]
-            scores[lr] = json.loads(results.read_text())["validation"].get(metric)
-    scores = {k: v for k, v in scores.items() if v is not None}
+    grid, _ = grid_of(grid_case, method)
+    scores = dev_scores(grid_case, method, grid)
     return max(scores, key=lambda k: scores[k]) if scores else None
 
 
@@ -206,10 +257,9 @@ def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
     if not runs:
         return None
     values = [r["test"][metric] for _, r, _ in runs]
+    grid_case = CASES[case]["grid_from"]
     grid = {
-        f"{g:g}": json.loads(p.read_text())["validation"].get(CASES[case]["metric"])
-        for g in METHODS[method][1]
-        if (p := run_dir(CASES[case]["grid_from"], method, g, 42) / "results.json").is_file()
+        f"{g:g}": v for g, v in dev_scores(grid_case, method, grid_of(grid_case, method)[0]).items()
     }
     return {
         "lr": lr,
@@ -332,22 +382,28 @@ def main() -> None:
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     if args.stage in ("grid", "seeds"):
         grid_cases = sorted({CASES[c]["grid_from"] for c in args.cases})
-        run_all(
-            [  # method by method, so the first methods finish on every case first
+        while True:  # method by method, so the first methods finish on every case first
+            todo = [
                 (case, m, lr, 42, threads)
                 for m in args.methods
                 for case in grid_cases
-                for lr in METHODS[m][1]
-            ],
-            args.jobs,
-        )
+                if m not in ABLATIONS or case in ABLATIONS[m]
+                if (lr := grid_of(case, m)[1]) is not None
+            ]
+            if not todo:
+                break
+            run_all(todo, args.jobs)
+            finished = [(run_dir(*job[:4]) / "results.json").is_file() for job in todo]
+            if not any(finished):
+                break  # every run failed: do not loop forever
     if args.stage == "seeds":
         jobs = []
         for case in args.cases:
             for m in args.methods:
                 lr = best_lr(case, m)
+                seeds = ABLATIONS[m].get(case, []) if m in ABLATIONS else args.seeds
                 if lr is not None:
-                    jobs += [(case, m, lr, s, threads) for s in args.seeds]
+                    jobs += [(case, m, lr, s, threads) for s in seeds]
         run_all(jobs, args.jobs)
     all_rows = {}
     for case in CASES:
