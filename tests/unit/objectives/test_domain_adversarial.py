@@ -145,6 +145,22 @@ def test_runs_from_a_recipe_and_reports_target_metrics(
     )
 
 
+@pytest.mark.parametrize("fgm_first", [True, False])
+def test_combines_with_fgm_in_either_order(
+    tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path, fgm_first: bool
+) -> None:
+    """Each objective finds the clean forward's tensors among the other's extra forwards."""
+    target = write_classification(tmp_path / "target", n_train=20, seed=2)
+    recipe = _recipe(tiny_bert, cls_data, target, epochs=1, max_steps=2)
+    fgm = {"name": "fgm"}
+    recipe["objectives"] = (
+        [fgm, *recipe["objectives"]] if fgm_first else [*recipe["objectives"], fgm]
+    )
+    result = api.run(load_recipe(recipe), output_dir=tmp_path / "run")
+    assert result.steps == 2
+    assert "target" in json.loads((result.run_dir / "results.json").read_text())
+
+
 def test_unlabelled_target_gives_no_target_metrics(
     tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path
 ) -> None:
