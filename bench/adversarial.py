@@ -21,7 +21,7 @@ Perturbation sizes (defaults of the objectives): FGM epsilon 1.0; PGD epsilon 1.
 3 steps. The common setting for BERT-style models (FGM epsilon 1, PGD K=3, alpha 0.3, as
 popularised by public NLP competition code); our L2 norm is per example over its real tokens
 (Miyato et al. 2017; FreeLB), not over the whole batch's embedding-table gradient, so it is a
-larger perturbation per example than batch-norm implementations use. DANN: weight 1, gamma 10,
+larger perturbation than those (whole-table) implementations make. DANN: weight 1, gamma 10,
 mean pooling, domain classifier with 256 hidden units.
 
 Runs live in ``bench/work/adversarial`` and are reused when their results exist (an interrupted
