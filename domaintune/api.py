@@ -323,6 +323,13 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             scores[split] = task.metrics(
                 outputs, raw.splits[split], tune=split == "validation", encoded=encoded[split]
             )
+    # Objectives' own results (DANN's target-domain metrics), computed on every process.
+    extra = {
+        k: v
+        for o in objectives
+        if hasattr(o, "evaluate")
+        for k, v in o.evaluate(final_module).items()
+    }
     forgetting = None
     if task.kind == "lm":
         trained = final_module
@@ -357,6 +364,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         if vocab_report is not None:
             results["vocabulary"] = vocab_report
         results["shift"] = shift
+        results.update(extra)
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )

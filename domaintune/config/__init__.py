@@ -13,7 +13,13 @@ from domaintune.config.methods import (
     PrefixConfig,
     PromptTuningConfig,
 )
-from domaintune.config.objectives import L2SPConfig, ObjectiveConfig
+from domaintune.config.objectives import (
+    DANNConfig,
+    FGMConfig,
+    L2SPConfig,
+    ObjectiveConfig,
+    PGDConfig,
+)
 from domaintune.config.recipe import Recipe
 from domaintune.config.sections import (
     ClassificationTaskConfig,
@@ -32,8 +38,10 @@ __all__ = [
     "AdapterConfig",
     "BitFitConfig",
     "ClassificationTaskConfig",
+    "DANNConfig",
     "DataConfig",
     "EvalConfig",
+    "FGMConfig",
     "FreezeConfig",
     "FullConfig",
     "IA3Config",
@@ -43,6 +51,7 @@ __all__ = [
     "MethodConfig",
     "ModelConfig",
     "ObjectiveConfig",
+    "PGDConfig",
     "PrefixConfig",
     "PromptTuningConfig",
     "Recipe",

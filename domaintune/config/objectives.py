@@ -16,5 +16,76 @@ class L2SPConfig(Section):
     weight: float = Field(0.01, gt=0, description="Coefficient of 0.5 * ||theta - theta0||^2.")
 
 
-# A discriminated union needs two members at least; Annotated keeps it ready for more.
-ObjectiveConfig = Annotated[L2SPConfig, Field(discriminator="name")]
+class FGMConfig(Section):
+    """FGM: train also on inputs whose word embeddings moved one gradient step (Miyato et al. 2017).
+
+    Each step adds ``weight`` x the task loss on ``embeddings + r_adv``, with
+    ``r_adv = epsilon * g / ||g||`` (``g`` the clean loss's gradient with respect to one example's
+    word embeddings, the L2 norm taken over that example's tokens): one more forward and backward.
+    """
+
+    name: Literal["fgm"] = Field(description="Objective name.")
+    epsilon: float = Field(
+        1.0, gt=0, le=100, description="L2 norm of each example's embedding perturbation."
+    )
+    weight: float = Field(1.0, gt=0, le=100, description="Coefficient of the adversarial loss.")
+
+
+class PGDConfig(Section):
+    """PGD: several projected gradient-ascent steps on the word embeddings (Madry et al. 2018).
+
+    Starting from zero, ``steps`` times: ``r <- project(r + alpha * g / ||g||)`` onto the ball of
+    radius ``epsilon`` (per example, L2); the task loss at the last ``r`` is added with ``weight``.
+    Costs ``steps`` more forwards (``steps + 1`` in all) and ``steps`` more backwards a step.
+    """
+
+    name: Literal["pgd"] = Field(description="Objective name.")
+    epsilon: float = Field(
+        1.0, gt=0, le=100, description="Radius of the L2 ball (per example) r stays in."
+    )
+    alpha: float = Field(0.3, gt=0, le=100, description="L2 length of each ascent step.")
+    steps: int = Field(3, ge=1, le=20, description="Ascent steps (adversarial forwards).")
+    weight: float = Field(1.0, gt=0, le=100, description="Coefficient of the adversarial loss.")
+
+
+class DANNConfig(Section):
+    """DANN: a domain classifier behind a gradient-reversal layer (Ganin et al. 2016).
+
+    The classifier learns to tell source (the recipe's training data) from target (``target``)
+    pooled last hidden states; the reversed gradient makes the encoder's features domain-invariant.
+    """
+
+    name: Literal["dann"] = Field(description="Objective name.")
+    target: str = Field(
+        description="Unlabelled target-domain file, read like the recipe's data (same format "
+        "and columns); labels in it are ignored for training."
+    )
+    test: str | None = Field(
+        None,
+        description="Labelled target-domain file whose metrics go into results.json "
+        "('target'); default: the target file itself when it has labels.",
+    )
+    weight: float = Field(1.0, gt=0, le=100, description="Coefficient of the domain loss.")
+    gamma: float = Field(
+        10.0, gt=0, le=100, description="Schedule lambda = 2 / (1 + exp(-gamma * p)) - 1."
+    )
+    pooling: Literal["mean", "first"] = Field(
+        "mean",
+        description="Feature of an example: the mean of its last hidden states over real tokens, "
+        "or the first token's ([CLS]).",
+    )
+    hidden_size: int = Field(
+        256, ge=1, le=8192, description="Hidden units of the domain classifier's one hidden layer."
+    )
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout in the domain classifier.")
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Target examples per micro-batch (default: train.batch_size).",
+    )
+
+
+ObjectiveConfig = Annotated[
+    L2SPConfig | FGMConfig | PGDConfig | DANNConfig, Field(discriminator="name")
+]

@@ -2,10 +2,15 @@
 
 from typing import Any
 
+from domaintune.objectives.adversarial import FGM, PGD
+from domaintune.objectives.domain_adversarial import DANN
 from domaintune.objectives.l2sp import L2SP
 
 OBJECTIVES: dict[str, Any] = {
     "l2sp": L2SP,
+    "fgm": FGM,
+    "pgd": PGD,
+    "dann": DANN,
 }
 
 __all__ = ["OBJECTIVES"]

@@ -24,6 +24,11 @@ from domaintune.runs import RunFolder
 from domaintune.tasks.inference import infer, model_inputs
 from domaintune.tasks.protocol import Task
 from domaintune.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from domaintune.training.objective_modules import (
+    attach_modules,
+    objective_modules,
+    sync_gradients,
+)
 from domaintune.training.optim import build_optimizer, build_scheduler
 from domaintune.training.progress import TrainingProgress
 
@@ -91,15 +96,21 @@ def train_loop(
 
     ``callbacks`` (from the method) may define ``on_train_begin(total_steps, steps_per_epoch,
     step)``, ``on_step_begin(step, epoch)``, ``on_step_end(step)`` and ``loss(model, batch,
-    outputs)``; see ``domaintune.methods``.
+    outputs)``; see ``domaintune.methods``. Objectives get the same hooks, plus
+    ``on_loss_scale(scale)`` before each ``loss`` call (the factor applied to this micro-batch's
+    summed task loss) and ``modules()`` (trainable modules outside the model, see
+    ``training.objective_modules``).
     """
     callbacks = callbacks or []
-    objectives = [*(objectives or []), *(c for c in callbacks if hasattr(c, "loss"))]
+    own = list(objectives or [])
+    objectives = [*own, *(c for c in callbacks if hasattr(c, "loss"))]
+    listeners = [*callbacks, *own]  # a callback with a loss is not an objective twice here
     sampler = TrainBatchSampler(
         data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
     )
 
     optimizer = build_optimizer(model, cfg, param_groups)
+    extra_params = attach_modules(accelerator, objective_modules(own), optimizer, cfg)
     batches_per_epoch = len(sampler)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation)
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
@@ -126,7 +137,7 @@ def train_loop(
             run.truncate_log(state["step"])  # drop what the interrupted run logged after it
 
     progress = TrainingProgress(total_steps, state["step"], accelerator.is_main_process)
-    _call(callbacks, "on_train_begin", total_steps, steps_per_epoch, state["step"])
+    _call(listeners, "on_train_begin", total_steps, steps_per_epoch, state["step"])
     if checkpoint is not None:
         progress.note(f"resumed from {checkpoint} (step {state['step']})")
     world = accelerator.num_processes
@@ -202,7 +213,7 @@ def train_loop(
                 position + 1
             ) % cfg.gradient_accumulation == 0 or position + 1 == batches_per_epoch
             if position % cfg.gradient_accumulation == 0:
-                _call(callbacks, "on_step_begin", state["step"], state["epoch"])
+                _call(listeners, "on_step_begin", state["step"], state["epoch"])
             sync = accelerator.no_sync(model) if not last_of_window and world > 1 else nullcontext()
             with sync:
                 with accelerator.autocast():
@@ -210,7 +221,9 @@ def train_loop(
                 total, count = task.loss(outputs.logits, batch)
                 total, count = total * weight, count * weight
                 totals = accelerator.reduce(torch.stack([total.detach(), count]), reduction="sum")
-                loss = total * world / totals[1].clamp(min=1.0) / window
+                scale = world / totals[1].clamp(min=1.0)
+                loss = total * scale / window
+                _call(objectives, "on_loss_scale", scale * weight)
                 for objective in objectives:
                     loss = loss + objective.loss(unwrapped, batch, outputs) / window
                 accelerator.backward(loss)
@@ -219,11 +232,12 @@ def train_loop(
             state["examples"] += len(indices)
             if not last_of_window:
                 continue
+            sync_gradients(accelerator, extra_params)
             if cfg.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                accelerator.clip_grad_norm_([*model.parameters(), *extra_params], cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            _call(callbacks, "on_step_end", state["step"])
+            _call(listeners, "on_step_end", state["step"])
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             mean_loss = float(window_loss[0] / window_loss[1].clamp(min=1.0))
