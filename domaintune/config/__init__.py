@@ -13,7 +13,7 @@ from domaintune.config.methods import (
     PrefixConfig,
     PromptTuningConfig,
 )
-from domaintune.config.objectives import L2SPConfig, ObjectiveConfig
+from domaintune.config.objectives import DistillConfig, EWCConfig, L2SPConfig, ObjectiveConfig
 from domaintune.config.recipe import Recipe
 from domaintune.config.sections import (
     ClassificationTaskConfig,
@@ -33,6 +33,8 @@ __all__ = [
     "BitFitConfig",
     "ClassificationTaskConfig",
     "DataConfig",
+    "DistillConfig",
+    "EWCConfig",
     "EvalConfig",
     "FreezeConfig",
     "FullConfig",

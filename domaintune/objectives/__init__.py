@@ -2,10 +2,14 @@
 
 from typing import Any
 
+from domaintune.objectives.distill import Distill
+from domaintune.objectives.ewc import EWC
 from domaintune.objectives.l2sp import L2SP
 
 OBJECTIVES: dict[str, Any] = {
     "l2sp": L2SP,
+    "ewc": EWC,
+    "distill": Distill,
 }
 
 __all__ = ["OBJECTIVES"]
