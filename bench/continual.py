@@ -101,7 +101,7 @@ class Bench:
         """The seed's CoNLL run (trained once, shared by every variant)."""
         folder = self.work / f"conll-s{seed}"
         if not (folder / "results.json").is_file():
-            path = self.work / "pipelines" / "conll.yaml"
+            path = self.work / "pipelines" / f"conll-s{seed}.yaml"  # one file per job
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(self.recipe("conll")))
             self.call(["train", str(path), *self.overrides(seed), "-o", str(folder)], folder)
@@ -133,7 +133,7 @@ class Bench:
                 {"name": "ncbi", "recipe": second},
             ],
         }
-        path = self.work / "pipelines" / f"{variant}-{value:g}.yaml"
+        path = self.work / "pipelines" / f"{variant}-{value:g}-s{seed}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(pipeline))
         self.call(
