@@ -15,6 +15,7 @@ from domaintune.config import Recipe, dump_recipe, load_recipe
 from domaintune.config.sections import TrainConfig
 from domaintune.data.encode import encode_split, tokenizer_identity
 from domaintune.data.pipeline import RawSplits, example_texts, load_splits
+from domaintune.data.replay import mix_replay
 from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, Predictor, load_run  # noqa: F401 (re-exported)
 from domaintune.errors import ConfigError
 from domaintune.runs import (
@@ -86,7 +87,7 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     from domaintune.tasks import build_task
 
     task = build_task(recipe.task)
-    raw = load_splits(recipe.data, task.kind)
+    raw = mix_replay(load_splits(recipe.data, task.kind), recipe.data, task.kind)
     task.fit_labels(raw)
     return task, raw
 
@@ -141,7 +142,8 @@ def run_pipeline(
     ``resume``, finished stages are kept and an interrupted one continues from its checkpoint.
     A summary of every stage's test metrics (and forgetting) is written to ``pipeline.json``.
     """
-    from domaintune.config.pipeline import STAGE_PREFIX, load_pipeline
+    from domaintune.config.pipeline import load_pipeline, resolve_stages
+    from domaintune.evaluation.continual import forgetting_summary
 
     pipeline, recipes = load_pipeline(path, overrides)
     folder = Path(output_dir or pipeline.output_dir or default_output_dir(path))
@@ -154,13 +156,9 @@ def run_pipeline(
         )
     results: dict[str, RunResult] = {}
     summary: dict[str, Any] = {"pipeline": str(path), "stages": {}}
+    by_name = {stage.name: recipe for stage, recipe in zip(pipeline.stages, recipes, strict=True)}
     for stage, recipe in zip(pipeline.stages, recipes, strict=True):
-        source = recipe.model.init_from or ""
-        if source.startswith(STAGE_PREFIX):
-            earlier = folder / source[len(STAGE_PREFIX) :]
-            recipe = recipe.model_copy(
-                update={"model": recipe.model.model_copy(update={"init_from": str(earlier)})}
-            )
+        recipe = resolve_stages(recipe, folder, by_name)
         target = folder / stage.name
         if resume and (target / "results.json").is_file():
             done = json.loads((target / "results.json").read_text(encoding="utf-8"))
@@ -174,6 +172,10 @@ def run_pipeline(
         )
         done = json.loads((target / "results.json").read_text(encoding="utf-8"))
         summary["stages"][stage.name] = stage_summary(target, done)
+    if pipeline.evaluate_earlier:
+        summary["forgetting"] = forgetting_summary(
+            folder, [s.name for s in pipeline.stages], recipes
+        )
     (folder / "pipeline.json").write_text(
         json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8"
     )
@@ -191,6 +193,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     from domaintune.objectives import OBJECTIVES
     from domaintune.objectives.protocol import ObjectiveContext
     from domaintune.tasks.inference import infer
+    from domaintune.tasks.label_growth import grow_head, inherit_labels, label_kwargs
     from domaintune.training.accelerator import cpu_fast_path
     from domaintune.training.loop import LoopData, train_loop
     from domaintune.training.optim import boost_parameters
@@ -198,6 +201,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
 
     set_seed(recipe.train.seed)
     task, raw = prepare_data(recipe)
+    previous_labels = inherit_labels(task, recipe.model.init_from, raw)  # union tag head
     source = resolve_source(recipe.model)
     tokenizer = load_tokenizer(source)
     train_texts = example_texts(raw.splits["train"])
@@ -216,9 +220,9 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     }
     reference = reference_split(recipe.data, task, tokenizer, tok_id)
     set_seed(recipe.train.seed)
-    model, info = load_model(
-        source, task.auto_class(), output_loading_info=True, **task.model_kwargs()
-    )
+    kwargs = task.model_kwargs() if previous_labels is None else label_kwargs(previous_labels)
+    model, info = load_model(source, task.auto_class(), output_loading_info=True, **kwargs)
+    grown = grow_head(model, previous_labels, task.labels) if previous_labels else []
     model.config.pad_token_id = tokenizer.pad_token_id
     if vocab_report is not None:
         from domaintune.models.vocab import init_new_embeddings
@@ -252,6 +256,11 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         train_cfg=recipe.train,
         init_from=Path(recipe.model.init_from) if recipe.model.init_from else None,
         encode=lambda examples: task.encode(examples, tokenizer, recipe.data.max_length),
+        extra={
+            "run_dir": run_folder.root,
+            "fresh": fresh,
+            "grown": {n: len(previous_labels or []) for n in grown},
+        },
     )
     for objective in objectives:
         objective.setup(context)

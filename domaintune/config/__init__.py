@@ -15,6 +15,8 @@ from domaintune.config.methods import (
 )
 from domaintune.config.objectives import (
     DANNConfig,
+    DistillConfig,
+    EWCConfig,
     FGMConfig,
     L2SPConfig,
     ObjectiveConfig,
@@ -40,6 +42,8 @@ __all__ = [
     "ClassificationTaskConfig",
     "DANNConfig",
     "DataConfig",
+    "DistillConfig",
+    "EWCConfig",
     "EvalConfig",
     "FGMConfig",
     "FreezeConfig",

@@ -47,6 +47,11 @@ class PipelineConfig(Section):
 
     stages: list[StageConfig] = Field(min_length=1, description="The stages, in order.")
     output_dir: str | None = Field(None, description="Pipeline folder; null: runs/<file name>.")
+    evaluate_earlier: bool = Field(
+        False,
+        description="Continual learning: after each stage, re-evaluate every earlier stage of "
+        "the same task type on its test split; pipeline.json gets the forgetting matrix.",
+    )
 
 
 def is_pipeline(path: str | Path) -> bool:
@@ -87,12 +92,12 @@ def load_pipeline(
         except ValidationError as exc:
             errors.extend(format_error(origin, e) for e in exc.errors())
             continue
-        source = recipe.model.init_from or ""
-        if source.startswith(STAGE_PREFIX) and source[len(STAGE_PREFIX) :] not in names[:index]:
-            errors.append(
-                f"{origin}: model.init_from: {source!r}: no earlier stage of that name → "
-                f"use one of {[STAGE_PREFIX + n for n in names[:index]]}"
-            )
+        for where, source in stage_references(recipe):
+            if source[len(STAGE_PREFIX) :] not in names[:index]:
+                errors.append(
+                    f"{origin}: {where}: {source!r}: no earlier stage of that name → "
+                    f"use one of {[STAGE_PREFIX + n for n in names[:index]]}"
+                )
         if recipe.train.processes > 1:
             errors.append(
                 f"{origin}: train.processes: {recipe.train.processes}: pipelines run stages in "
@@ -102,3 +107,53 @@ def load_pipeline(
     if errors:
         raise ConfigError("\n".join(errors))
     return pipeline, recipes
+
+
+def stage_references(recipe: Recipe) -> list[tuple[str, str]]:
+    """Every ``stage:<name>`` value of a recipe, with its field path."""
+    found = [("model.init_from", recipe.model.init_from or "")]
+    if recipe.data.replay is not None:
+        found += [(f"data.replay.files.{i}", f) for i, f in enumerate(recipe.data.replay.files)]
+    for i, objective in enumerate(recipe.objectives):
+        found += [
+            (f"objectives.{i}.data.{j}", f) for j, f in enumerate(getattr(objective, "data", []))
+        ]
+        found.append((f"objectives.{i}.fisher_from", getattr(objective, "fisher_from", None) or ""))
+    return [(where, value) for where, value in found if value.startswith(STAGE_PREFIX)]
+
+
+def resolve_stages(recipe: Recipe, folder: Path, earlier: dict[str, Recipe]) -> Recipe:
+    """Replace ``stage:<name>`` references with what they stand for.
+
+    A model or Fisher source becomes that stage's run folder, a data file (replay, EWC data)
+    that stage's training file.
+    """
+
+    def folder_of(value: str | None) -> str | None:
+        if value is None or not value.startswith(STAGE_PREFIX):
+            return value
+        return str(folder / value[len(STAGE_PREFIX) :])
+
+    def train_file(value: str) -> str:
+        if not value.startswith(STAGE_PREFIX):
+            return value
+        return str(earlier[value[len(STAGE_PREFIX) :]].data.train)
+
+    update: dict[str, Any] = {
+        "model": recipe.model.model_copy(update={"init_from": folder_of(recipe.model.init_from)})
+    }
+    if recipe.data.replay is not None:
+        replay = recipe.data.replay.model_copy(
+            update={"files": [train_file(f) for f in recipe.data.replay.files]}
+        )
+        update["data"] = recipe.data.model_copy(update={"replay": replay})
+    objectives = []
+    for objective in recipe.objectives:
+        changes: dict[str, Any] = {}
+        if hasattr(objective, "data"):
+            changes["data"] = [train_file(f) for f in objective.data]
+        if hasattr(objective, "fisher_from"):
+            changes["fisher_from"] = folder_of(objective.fisher_from)
+        objectives.append(objective.model_copy(update=changes))
+    update["objectives"] = objectives
+    return recipe.model_copy(update=update)

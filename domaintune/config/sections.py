@@ -159,6 +159,24 @@ class SplitConfig(Section):
     seed: int = Field(42, description="Seed of the stratified split.")
 
 
+class ReplayConfig(Section):
+    """Replay: a seeded sample of earlier tasks' training examples mixed into training."""
+
+    files: list[str] = Field(
+        min_length=1,
+        description="Earlier tasks' training files (read like this recipe's data, format from "
+        "the extension); 'stage:<name>' in a pipeline means that stage's training file.",
+    )
+    fraction: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="Share of the earlier examples kept (the buffer): 0.05 mixes 5% of them "
+        "into the training split (never into validation or test).",
+    )
+    seed: int = Field(0, description="Seed of the sample.")
+
+
 class DataConfig(Section):
     """Where the data is and how to read it."""
 
@@ -199,6 +217,9 @@ class DataConfig(Section):
     )
     split: SplitConfig = Field(
         default_factory=lambda: SplitConfig(), description="Automatic split."
+    )
+    replay: ReplayConfig | None = Field(
+        None, description="Mix a sample of earlier tasks' training examples into train."
     )
     cache_dir: str | None = Field(
         None,

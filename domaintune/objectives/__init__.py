@@ -3,7 +3,9 @@
 from typing import Any
 
 from domaintune.objectives.adversarial import FGM, PGD
+from domaintune.objectives.distill import Distill
 from domaintune.objectives.domain_adversarial import DANN
+from domaintune.objectives.ewc import EWC
 from domaintune.objectives.l2sp import L2SP
 
 OBJECTIVES: dict[str, Any] = {
@@ -11,6 +13,8 @@ OBJECTIVES: dict[str, Any] = {
     "fgm": FGM,
     "pgd": PGD,
     "dann": DANN,
+    "ewc": EWC,
+    "distill": Distill,
 }
 
 __all__ = ["OBJECTIVES"]

@@ -35,6 +35,9 @@ class ObjectiveContext:
             folder), when the recipe set ``model.init_from``.
         encode: Encodes more examples exactly as the training split was (same tokenizer,
             labels and ``max_length``).
+        extra: What some objectives need besides: ``run_dir`` (the run folder, e.g. for EWC's
+            ``fisher.safetensors``), ``fresh`` (names of parameters the checkpoint lacked) and
+            ``grown`` (a head grown over a new tag set: parameter name → rows it had before).
 
     """
 

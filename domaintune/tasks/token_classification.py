@@ -38,6 +38,8 @@ class TokenClassificationTask:
         """Create the task from its config section (and saved state when reloading a run)."""
         self.cfg = cfg
         self.labels: list[str] = list((state or {}).get("labels", []))
+        # Entity types of each task of a continual chain (tasks.label_growth); None: one task.
+        self.label_sets: list[list[str]] | None = (state or {}).get("label_sets")
         # One CRF per task: every wrap() shares it, so evaluation uses the trained scores.
         self.crf: CRF | None = None
         if cfg.head == "crf" and self.labels:
@@ -75,9 +77,12 @@ class TokenClassificationTask:
 
     def state(self) -> dict[str, Any]:
         """The IOB2 label list (and the CRF's learned scores with ``head: crf``)."""
+        state: dict[str, Any] = {"labels": self.labels}
+        if self.label_sets is not None:
+            state["label_sets"] = self.label_sets
         if self.crf is not None:
-            return {"labels": self.labels, "crf": crf_state(self.crf)}
-        return {"labels": self.labels}
+            state["crf"] = crf_state(self.crf)
+        return state
 
     def auto_class(self) -> Any:
         """``AutoModelForTokenClassification``."""
@@ -201,7 +206,23 @@ class TokenClassificationTask:
             self.word_tags(out, wid, len(g))
             for out, wid, g in zip(outputs, encoded.features["word_ids"], gold, strict=True)
         ]
+        scored = self.scored_types(gold)
+        if scored is not None:
+            pred = [[t if t == "O" or t[2:] in scored else "O" for t in tags] for tags in pred]
         return entity_metrics(gold, pred)
+
+    def scored_types(self, gold: list[list[str]]) -> set[str] | None:
+        """With a head over several tasks' tags, the types of the tasks ``gold`` is annotated in.
+
+        Data of one task says nothing about the other tasks' types (ncbi-disease leaves persons
+        untagged), so predictions of those count as ``O``, as a head per task would score them.
+        """
+        if not self.label_sets or len(self.label_sets) < 2:
+            return None
+        present = set(entity_types(gold))
+        if not present:
+            return None
+        return {t for types in self.label_sets if present & set(types) for t in types}
 
     def format_predictions(
         self, outputs: list[np.ndarray], examples: list[Example], encoded: Encoded, tokenizer: Any
