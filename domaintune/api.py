@@ -86,7 +86,8 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     from domaintune.tasks import build_task
 
     task = build_task(recipe.task)
-    raw = load_splits(recipe.data, task.kind)
+    own_data = getattr(task, "load_splits", None)  # multi-task: every task reads its own data
+    raw = own_data() if own_data is not None else load_splits(recipe.data, task.kind)
     task.fit_labels(raw)
     return task, raw
 
@@ -357,6 +358,10 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         if vocab_report is not None:
             results["vocabulary"] = vocab_report
         results["shift"] = shift
+        if hasattr(task, "export_tasks"):  # multi-task: RUN/tasks/<name>, one run folder a task
+            results["tasks"] = task.export_tasks(
+                final_module, run_folder.root, recipe, tokenizer, scores
+            )
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )

@@ -13,6 +13,7 @@ from domaintune.config.methods import (
     PrefixConfig,
     PromptTuningConfig,
 )
+from domaintune.config.multitask import MultiTaskConfig, SubTaskConfig, TaskConfig
 from domaintune.config.objectives import L2SPConfig, ObjectiveConfig
 from domaintune.config.recipe import Recipe
 from domaintune.config.sections import (
@@ -21,7 +22,7 @@ from domaintune.config.sections import (
     EvalConfig,
     LanguageModelingTaskConfig,
     ModelConfig,
-    TaskConfig,
+    SingleTaskConfig,
     TokenClassificationTaskConfig,
     TrainConfig,
     VocabExpansionConfig,
@@ -42,10 +43,13 @@ __all__ = [
     "LoraConfig",
     "MethodConfig",
     "ModelConfig",
+    "MultiTaskConfig",
     "ObjectiveConfig",
     "PrefixConfig",
     "PromptTuningConfig",
     "Recipe",
+    "SingleTaskConfig",
+    "SubTaskConfig",
     "TaskConfig",
     "TokenClassificationTaskConfig",
     "TrainConfig",

@@ -89,14 +89,22 @@ def train_loop(
 ) -> LoopResult:
     """Train ``model`` on ``data.train``; evaluate, keep the best weights, checkpoint, resume.
 
-    ``callbacks`` (from the method) may define ``on_train_begin(total_steps, steps_per_epoch,
-    step)``, ``on_step_begin(step, epoch)``, ``on_step_end(step)`` and ``loss(model, batch,
-    outputs)``; see ``domaintune.methods``.
+    A task with ``batch_sampler(train, cfg)`` provides the training batches (an object with
+    ``set_epoch``, ``batches()`` and ``len``, a pure function of seed and epoch, as
+    ``TrainBatchSampler``). ``callbacks`` (from the method) may define
+    ``on_train_begin(total_steps, steps_per_epoch, step)``, ``on_step_begin(step, epoch)``,
+    ``on_step_end(step)`` and ``loss(model, batch, outputs)``; see ``domaintune.methods``.
     """
     callbacks = callbacks or []
     objectives = [*(objectives or []), *(c for c in callbacks if hasattr(c, "loss"))]
-    sampler = TrainBatchSampler(
-        data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
+    # A task may draw its own batches (multi-task: one task per batch, tasks mixed by share).
+    own_sampler = getattr(task, "batch_sampler", None)
+    sampler = (
+        own_sampler(data.train, cfg)
+        if own_sampler is not None
+        else TrainBatchSampler(
+            data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
+        )
     )
 
     optimizer = build_optimizer(model, cfg, param_groups)
