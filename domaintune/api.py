@@ -87,7 +87,11 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     from domaintune.tasks import build_task
 
     task = build_task(recipe.task)
-    raw = mix_replay(load_splits(recipe.data, task.kind), recipe.data, task.kind)
+    own_data = getattr(task, "load_splits", None)  # multi-task: every task reads its own data
+    if own_data is not None:
+        raw = own_data()
+    else:
+        raw = mix_replay(load_splits(recipe.data, task.kind), recipe.data, task.kind)
     task.fit_labels(raw)
     return task, raw
 
@@ -374,6 +378,10 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             results["vocabulary"] = vocab_report
         results["shift"] = shift
         results.update(extra)
+        if hasattr(task, "export_tasks"):  # multi-task: RUN/tasks/<name>, one run folder a task
+            results["tasks"] = task.export_tasks(
+                final_module, run_folder.root, recipe, tokenizer, scores
+            )
         run_folder.results.write_text(
             json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
         )

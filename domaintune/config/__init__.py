@@ -13,6 +13,7 @@ from domaintune.config.methods import (
     PrefixConfig,
     PromptTuningConfig,
 )
+from domaintune.config.multitask import MultiTaskConfig, SubTaskConfig, TaskConfig
 from domaintune.config.objectives import (
     DANNConfig,
     DistillConfig,
@@ -29,7 +30,7 @@ from domaintune.config.sections import (
     EvalConfig,
     LanguageModelingTaskConfig,
     ModelConfig,
-    TaskConfig,
+    SingleTaskConfig,
     TokenClassificationTaskConfig,
     TrainConfig,
     VocabExpansionConfig,
@@ -54,11 +55,14 @@ __all__ = [
     "LoraConfig",
     "MethodConfig",
     "ModelConfig",
+    "MultiTaskConfig",
     "ObjectiveConfig",
     "PGDConfig",
     "PrefixConfig",
     "PromptTuningConfig",
     "Recipe",
+    "SingleTaskConfig",
+    "SubTaskConfig",
     "TaskConfig",
     "TokenClassificationTaskConfig",
     "TrainConfig",

@@ -47,15 +47,31 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     result = _deep_copy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = result
+        node: Any = result
         for part in path[:-1]:
+            if isinstance(node, list):  # a list item by index: task.tasks.0.weight=2
+                node = node[_index(text, part, node)]
+                continue
             child = node.get(part)
-            if not isinstance(child, dict):
+            if not isinstance(child, (dict, list)):
                 child = {}
                 node[part] = child
             node = child
-        node[path[-1]] = value
+        if isinstance(node, list):
+            node[_index(text, path[-1], node)] = value
+        else:
+            node[path[-1]] = value
     return result
+
+
+def _index(text: str, part: str, items: list[Any]) -> int:
+    """The list index ``part`` of an override, or a one-line error."""
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(
+            f"override {text!r}: {part!r} is not an item of a list of {len(items)} → use an "
+            f"index from 0 to {len(items) - 1}"
+        )
+    return int(part)
 
 
 def _deep_copy(value: Any) -> Any:
@@ -144,6 +160,8 @@ def format_error(origin: str, err: Any) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         return f"{origin}: {field_path}: {shown}: not allowed → use {expected}"
     message = err["msg"].removeprefix("Value error, ")
+    if "→" in message:  # the validator's message names its own fix
+        return f"{origin}: {field_path}: {shown}: {message}"
     return f"{origin}: {field_path}: {shown}: {message} → {_fix_for(kind, err.get('ctx', {}))}"
 
 
@@ -196,8 +214,8 @@ def _drop_union_tags(loc: tuple[Any, ...]) -> list[str]:
 def _union_tags() -> set[str]:
     """Every ``name`` literal of the tagged unions (tasks, methods, objectives)."""
     from domaintune.config.methods import MethodConfig
+    from domaintune.config.multitask import TaskConfig
     from domaintune.config.objectives import ObjectiveConfig
-    from domaintune.config.sections import TaskConfig
 
     tags: set[str] = set()
     for union in (TaskConfig, MethodConfig, ObjectiveConfig):

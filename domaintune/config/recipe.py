@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from domaintune.config.methods import (
@@ -10,13 +12,13 @@ from domaintune.config.methods import (
     MethodConfig,
     default_lr,
 )
+from domaintune.config.multitask import MultiTaskConfig, TaskConfig
 from domaintune.config.objectives import ObjectiveConfig
 from domaintune.config.sections import (
     DataConfig,
     EvalConfig,
     ModelConfig,
     Section,
-    TaskConfig,
     TrainConfig,
 )
 
@@ -25,12 +27,16 @@ class Recipe(Section):
     """A complete training recipe: task, model, data, method, objectives, training, evaluation."""
 
     task: TaskConfig = Field(
-        description="What to learn: classification, token_classification or language_modeling."
+        description="What to learn: classification, token_classification, language_modeling or "
+        "multitask."
     )
     model: ModelConfig = Field(
         default_factory=lambda: ModelConfig(), description="Pretrained model."
     )
-    data: DataConfig = Field(description="Data files and reading options.")
+    data: DataConfig = Field(
+        description="Data files and reading options (multitask: left out, it is the first "
+        "task's data section)."
+    )
     method: MethodConfig = Field(
         default_factory=lambda: FullConfig(name="full"), description="What trains."
     )
@@ -40,6 +46,29 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(), description="Training loop.")
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig(), description="Evaluation.")
     output_dir: str | None = Field(None, description="Run folder; null: runs/<recipe file name>.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multitask_data(cls, data: Any) -> Any:
+        """A multi-task recipe's ``data`` is its first task's (each task has its own data)."""
+        task = data.get("task") if isinstance(data, dict) else None
+        if isinstance(task, dict) and task.get("name") == "multitask" and "data" not in data:
+            tasks = task.get("tasks")
+            first = tasks[0] if isinstance(tasks, list) and tasks else None
+            if isinstance(first, dict) and isinstance(first.get("data"), dict):
+                data = {**data, "data": first["data"]}
+            else:  # the task section's own error says what is missing; no second error here
+                data = {**data, "data": {"train": "(the first task's data)"}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_data_section(self) -> Recipe:
+        if isinstance(self.task, MultiTaskConfig) and self.data != self.task.tasks[0].data:
+            raise ValueError(
+                "a multitask recipe takes each task's data under task.tasks[N].data → remove "
+                "the top-level data section"
+            )
+        return self
 
     @model_validator(mode="after")
     def _method_defaults(self) -> Recipe:

@@ -95,7 +95,8 @@ class LanguageModelingTaskConfig(Section):
     )
 
 
-TaskConfig = Annotated[
+# Tasks on one dataset; ``config.multitask.TaskConfig`` adds the multi-task section.
+SingleTaskConfig = Annotated[
     ClassificationTaskConfig | TokenClassificationTaskConfig | LanguageModelingTaskConfig,
     Field(discriminator="name"),
 ]

@@ -53,6 +53,11 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     quiet_libraries()
     run_folder = open_run_folder(Path(run_dir))
     saved = json.loads((run_folder.final / RUN_FILE).read_text(encoding="utf-8"))
+    if saved["task"].get("name") == "multitask":
+        raise RunError(
+            f"{run_dir}: a multi-task run has one model per task → use its task folder, "
+            f"{Path(run_dir) / 'tasks' / '<name>'}"
+        )
     task = build_saved_task(saved)
     source = ModelSource(str(run_folder.final), True)
     tokenizer = load_tokenizer(source)
@@ -83,7 +88,7 @@ def build_saved_task(saved: dict[str, Any]) -> Any:
     """The task of a saved ``domaintune.json`` (labels, thresholds, CRF scores restored)."""
     from pydantic import TypeAdapter
 
-    from domaintune.config.sections import TaskConfig
+    from domaintune.config.multitask import TaskConfig
     from domaintune.tasks import build_task
 
     task_cfg: Any = TypeAdapter(TaskConfig).validate_python(saved["task"])

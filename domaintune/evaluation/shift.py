@@ -421,5 +421,10 @@ def domain_shift(
         train_texts,
         tokenizer,
         reference_texts=reference,
-        task_examples=raw.splits["train"] if task.kind != "lm" else None,
+        # several tasks' examples (multi-task) are not one labelled data set to describe
+        task_examples=(
+            raw.splits["train"]
+            if task.kind != "lm" and not getattr(task, "mixed_examples", False)
+            else None
+        ),
     )

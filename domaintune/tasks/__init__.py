@@ -4,6 +4,7 @@ from typing import Any
 
 from domaintune.tasks.classification import ClassificationTask
 from domaintune.tasks.language_modeling import LanguageModelingTask
+from domaintune.tasks.multitask import MultiTask
 from domaintune.tasks.protocol import Task
 from domaintune.tasks.token_classification import TokenClassificationTask
 
@@ -11,6 +12,7 @@ TASKS: dict[str, Any] = {
     "classification": ClassificationTask,
     "token_classification": TokenClassificationTask,
     "language_modeling": LanguageModelingTask,
+    "multitask": MultiTask,
 }
 
 

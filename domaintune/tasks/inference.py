@@ -32,7 +32,12 @@ def infer(
     Batches are sorted by length so that padding is minimal; with an ``accelerator`` of several
     processes, each runs every N-th batch and the results are gathered on all of them.
     """
-    batches = sorted_batches(encoded.lengths, batch_size)
+    own_batches = getattr(task, "eval_batches", None)  # a task may group its batches itself
+    batches = (
+        own_batches(encoded, batch_size)
+        if own_batches is not None
+        else sorted_batches(encoded.lengths, batch_size)
+    )
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     results: list[tuple[int, np.ndarray]] = []

@@ -13,7 +13,14 @@ from domaintune.data.readers import Example, Kind
 
 
 class Task(Protocol):
-    """A task: labels, model class, encoding, loss, predictions and metrics."""
+    """A task: labels, model class, encoding, loss, predictions and metrics.
+
+    Optional hooks (multi-task uses them; ``api`` and the loop check with ``getattr``):
+    ``load_splits() -> RawSplits`` reads the task's own data instead of the recipe's ``data``;
+    ``batch_sampler(train, cfg)`` draws the training batches; ``eval_batches(encoded,
+    batch_size)`` groups inference batches; ``export_tasks(module, run_dir, recipe, tokenizer,
+    scores)`` writes extra loadable folders after the final model is saved.
+    """
 
     kind: Kind
     default_metric: str

@@ -99,14 +99,22 @@ def train_loop(
     outputs)``; see ``domaintune.methods``. Objectives get the same hooks, plus
     ``on_loss_scale(scale)`` before each ``loss`` call (the factor applied to this micro-batch's
     summed task loss) and ``modules()`` (trainable modules outside the model, see
-    ``training.objective_modules``).
+    ``training.objective_modules``). A task with ``batch_sampler(train, cfg)`` provides the
+    training batches (an object with ``set_epoch``, ``batches()`` and ``len``, a pure function of
+    seed and epoch, as ``TrainBatchSampler``).
     """
     callbacks = callbacks or []
     own = list(objectives or [])
     objectives = [*own, *(c for c in callbacks if hasattr(c, "loss"))]
     listeners = [*callbacks, *own]  # a callback with a loss is not an objective twice here
-    sampler = TrainBatchSampler(
-        data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
+    # A task may draw its own batches (multi-task: one task per batch, tasks mixed by share).
+    own_sampler = getattr(task, "batch_sampler", None)
+    sampler = (
+        own_sampler(data.train, cfg)
+        if own_sampler is not None
+        else TrainBatchSampler(
+            data.train.lengths, cfg.batch_size, cfg.seed, cfg.group_by_length, cfg.mega_batch_factor
+        )
     )
 
     optimizer = build_optimizer(model, cfg, param_groups)

@@ -34,7 +34,8 @@ def test_shipped_recipe_validates(path: Path) -> None:
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_shipped_recipe_builtin_data_exists(path: Path) -> None:
     for recipe in _recipes(path):
-        data = recipe.data
-        for spec in (data.train, data.validation, data.test, data.reference_text):
-            if spec is not None and spec.startswith(BUILTIN_PREFIX):
-                assert resolve_path(spec).is_file(), spec
+        sections = [recipe.data, *(t.data for t in getattr(recipe.task, "tasks", []))]
+        for data in sections:  # a multi-task recipe has a data section per task
+            for spec in (data.train, data.validation, data.test, data.reference_text):
+                if spec is not None and spec.startswith(BUILTIN_PREFIX):
+                    assert resolve_path(spec).is_file(), spec
