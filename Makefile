@@ -31,6 +31,9 @@ bench: setup
 	$(PY) bench/dapt.py
 	$(PY) bench/methods.py
 	$(PY) bench/deploy.py
+	$(PY) bench/continual.py --jobs 2
+	$(PY) bench/adversarial.py --jobs 2
+	$(PY) bench/multitask.py --jobs 2
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench
