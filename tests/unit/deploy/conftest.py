@@ -10,6 +10,14 @@ from domaintune import api
 from domaintune.config import load_recipe
 from tests.conftest import recipe_dict, write_classification, write_conll
 
+# Texts every server test sends.
+TEXTS = [
+    "the patient has good result",
+    "bad market and weak profit",
+    "a severe fever was reported",
+    "the company profit rose",
+]
+
 
 @pytest.fixture(scope="module")
 def cls_run(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -16,13 +16,7 @@ from domaintune import api  # noqa: E402
 from domaintune.config import load_recipe  # noqa: E402
 from domaintune.deploy.serve import start_in_thread  # noqa: E402
 from tests.conftest import recipe_dict, write_classification, write_conll  # noqa: E402
-
-TEXTS = [
-    "the patient has good result",
-    "bad market and weak profit",
-    "a severe fever was reported",
-    "the company profit rose",
-]
+from tests.unit.deploy.conftest import TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

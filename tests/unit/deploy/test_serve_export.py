@@ -18,13 +18,7 @@ from domaintune import api  # noqa: E402
 from domaintune.deploy.load import RUN_FILE, open_predictor  # noqa: E402
 from domaintune.deploy.serve import start_in_thread  # noqa: E402
 from domaintune.deploy.service import describe  # noqa: E402
-
-TEXTS = [
-    "the patient has good result",
-    "bad market and weak profit",
-    "a severe fever was reported",
-    "the company profit rose",
-]
+from tests.unit.deploy.conftest import TEXTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -176,13 +176,9 @@ def test_unlabelled_target_gives_no_target_metrics(
 def test_interrupted_run_resumes_exactly(
     tiny_bert: Path, cls_data: dict[str, Path], tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
     import yaml
-    from safetensors.torch import load_file
 
-    from tests.unit.training.test_resume import KILLER, _cli
+    from tests.resume import assert_same_tensors, run_cli, train_until_killed
 
     target = write_classification(tmp_path / "target", n_train=40, seed=2)
     recipe = _recipe(tiny_bert, cls_data, target, epochs=1, checkpoint_every=4)
@@ -190,25 +186,18 @@ def test_interrupted_run_resumes_exactly(
     recipe["data"]["split"] = {"validation": 0.0}  # no eval: final = last step
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
-    straight = _cli("train", str(path), "-o", str(tmp_path / "straight"))
+    straight = run_cli("train", str(path), "-o", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLER, "2", "train", str(path), "-o", str(tmp_path / "resumed")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr
+    train_until_killed(path, tmp_path / "resumed", checkpoints=2)
     checkpoint = tmp_path / "resumed" / "checkpoints" / "step-8"
     assert (checkpoint / "custom_checkpoint_0.pkl").is_file()  # the domain classifier
-    resumed = _cli("train", str(path), "-o", str(tmp_path / "resumed"), "--resume")
+    resumed = run_cli("train", str(path), "-o", str(tmp_path / "resumed"), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "step 8" in resumed.stderr
-    a = load_file(str(tmp_path / "straight" / "final" / "model.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "final" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for name, tensor in a.items():
-        assert (tensor - b[name]).abs().max().item() <= 1e-6, name
+    assert_same_tensors(
+        tmp_path / "straight" / "final" / "model.safetensors",
+        tmp_path / "resumed" / "final" / "model.safetensors",
+    )
     ra = json.loads((tmp_path / "straight" / "results.json").read_text())
     rb = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert ra["target"]["test"] == rb["target"]["test"]

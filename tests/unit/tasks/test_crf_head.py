@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from domaintune.models.crf import CRFTagger
 from domaintune.tasks import build_task
 from domaintune.training.optim import boost_parameters, build_optimizer
 from tests.conftest import recipe_dict
-from tests.unit.training.test_resume import KILLER
+from tests.resume import run_cli, train_until_killed
 
 
 def _recipe(model: Path, data: dict[str, Path], method: dict[str, Any], **train: object) -> Any:
@@ -148,24 +146,10 @@ def test_sigkill_then_resume_matches_uninterrupted_with_crf(
     recipe["data"]["split"] = {"validation": 0.0}  # no eval: final = last step
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
-    cli = [sys.executable, "-m", "domaintune.cli", "train", str(path)]
-    straight = subprocess.run(
-        [*cli, "-o", str(tmp_path / "straight")], capture_output=True, text=True, timeout=300
-    )
+    straight = run_cli("train", str(path), "-o", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLER, "2", "train", str(path), "-o", str(tmp_path / "resumed")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr
-    resumed = subprocess.run(
-        [*cli, "-o", str(tmp_path / "resumed"), "--resume"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    train_until_killed(path, tmp_path / "resumed", checkpoints=2)
+    resumed = run_cli("train", str(path), "-o", str(tmp_path / "resumed"), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "step 10" in resumed.stderr
 

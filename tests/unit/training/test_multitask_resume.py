@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 from safetensors.torch import load_file
 
 from domaintune import api
+from tests.resume import assert_same_tensors, train_until_killed
 from tests.unit.training.test_multitask_run import multitask_recipe
-from tests.unit.training.test_resume import KILLER
 
 
 def test_multitask_sigkill_then_resume_matches_uninterrupted(
@@ -26,13 +24,7 @@ def test_multitask_sigkill_then_resume_matches_uninterrupted(
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
 
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLER, "6", "train", str(path), "-o", str(tmp_path / "b")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stderr
+    train_until_killed(path, tmp_path / "b", checkpoints=6)
     # epochs of 4 batches (2 a task): the kill after step 6 came mid-way through the second
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-6"]
     # in this process (only the kill needed its own): the uninterrupted run, then the resume
@@ -40,10 +32,6 @@ def test_multitask_sigkill_then_resume_matches_uninterrupted(
     resumed = api.run(path, output_dir=tmp_path / "b", resume=True)
     assert resumed.steps == 8
     for name in ("model.safetensors", "heads.safetensors"):
-        a = load_file(str(tmp_path / "a" / "final" / name))
-        b = load_file(str(tmp_path / "b" / "final" / name))
-        assert a.keys() == b.keys()
-        for key, tensor in a.items():
-            assert (tensor - b[key]).abs().max().item() <= 1e-6, (name, key)
+        assert_same_tensors(tmp_path / "a" / "final" / name, tmp_path / "b" / "final" / name)
     moved = load_file(str(tmp_path / "a" / "final" / "heads.safetensors"))
     assert moved["heads.ner.classifier.weight"].abs().max() > 0
