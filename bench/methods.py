@@ -12,8 +12,10 @@ tuned for ``ncbi``). For every method:
 
 Each run is a ``domaintune train`` command with overrides of ``bench/recipes/methods-*.yaml``
 (``method=...`` and ``train.lr=...``), so every method shares data, epochs, batch size and
-schedule. Runs are kept in ``bench/work/methods`` and reused when their ``results.json`` exists,
-so an interrupted comparison resumes. ``--jobs 2`` runs two trainings at once with one thread
+schedule. Run folders live in ``bench/work/methods`` (not committed); every finished run also adds
+one line to the committed ledger ``bench/results/methods-runs.jsonl`` (its dev and test metrics and
+costs), and a run already in the ledger is not trained again, so an interrupted comparison resumes
+on any checkout. ``--fresh`` ignores the ledger and retrains everything. ``--jobs 2`` runs two trainings at once with one thread
 each (the times in the table are then one-thread times).
 
 Writes ``bench/results/methods.json`` (records ``{case, metric, ours, reference, ratio, unit,
@@ -29,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "bench" / "work" / "methods"
 RESULTS = ROOT / "bench" / "results" / "methods.json"
+LEDGER = ROOT / "bench" / "results" / "methods-runs.jsonl"
+LEDGER_LOCK = threading.Lock()
+USE_LEDGER = True  # --fresh turns it off
 TABLE = ROOT / "docs" / "methods-table.md"
 CLI = [sys.executable, "-m", "domaintune.cli"]
 
@@ -152,12 +158,47 @@ def command(case: str, method: str, lr: float, seed: int, threads: int) -> list[
     ]
 
 
-def train(job: tuple[str, str, float, int, int]) -> dict[str, Any] | None:
-    """Run one training unless its results exist; None when it failed (logged)."""
-    case, method, lr, seed, threads = job
+def run_key(case: str, method: str, lr: float, seed: int) -> str:
+    """The ledger's name of one run."""
+    return f"{case}/{method}/lr{lr:g}-s{seed}"
+
+
+def ledger() -> dict[str, dict[str, Any]]:
+    """Every finished run of the committed ledger, by ``run_key`` (the last line of a key wins)."""
+    if not USE_LEDGER or not LEDGER.is_file():
+        return {}
+    entries = [json.loads(line) for line in LEDGER.read_text().splitlines() if line.strip()]
+    return {run_key(e["case"], e["method"], e["lr"], e["seed"]): e for e in entries}
+
+
+def ledger_entry(case: str, method: str, lr: float, seed: int) -> dict[str, Any]:
+    """One run's ledger line, from its run folder."""
     folder = run_dir(case, method, lr, seed)
-    results = folder / "results.json"
-    if not results.is_file():
+    results = json.loads((folder / "results.json").read_text())
+    return {
+        "case": case,
+        "method": method,
+        "lr": lr,
+        "seed": seed,
+        "validation": results["validation"],
+        "test": results["test"],
+        "trainable": results["train"]["trainable_parameters"],
+        "total": results["train"]["total_parameters"],
+        "seconds": round(results["train"]["seconds"], 1),
+        "peak_rss_mib": results["peak_rss_mib"],
+        "checkpoint_mib": checkpoint_mib(folder),
+        "source": "bench/methods.py",
+    }
+
+
+def train(job: tuple[str, str, float, int, int]) -> dict[str, Any] | None:
+    """Run one training unless the ledger has it; its ledger entry, or None when it failed."""
+    case, method, lr, seed, threads = job
+    known = ledger().get(run_key(case, method, lr, seed))
+    if known is not None and known.get("test") is not None:
+        return known
+    folder = run_dir(case, method, lr, seed)
+    if not (folder / "results.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         log = folder.parent / f"lr{lr:g}-s{seed}.log"
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -174,7 +215,12 @@ def train(job: tuple[str, str, float, int, int]) -> dict[str, Any] | None:
         )
         if done.returncode != 0:
             return None
-    return json.loads(results.read_text())
+    entry = {**ledger_entry(case, method, lr, seed), "threads": threads}
+    with LEDGER_LOCK:
+        LEDGER.parent.mkdir(parents=True, exist_ok=True)
+        with LEDGER.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+    return entry
 
 
 def checkpoint_mib(folder: Path) -> float:
@@ -201,11 +247,12 @@ def ladder(lr: float, up: bool) -> float:
 
 def dev_scores(grid_case: str, method: str, grid: list[float]) -> dict[float, float]:
     """Validation metric (seed 42) of every finished grid point."""
+    runs = ledger()
     scores = {}
     for lr in grid:
-        results = run_dir(grid_case, method, lr, 42) / "results.json"
-        if results.is_file():
-            value = json.loads(results.read_text())["validation"].get(CASES[grid_case]["metric"])
+        entry = runs.get(run_key(grid_case, method, lr, 42))
+        if entry is not None:
+            value = entry["validation"].get(CASES[grid_case]["metric"])
             if value is not None:
                 scores[lr] = value
     return scores
@@ -243,20 +290,34 @@ def best_lr(case: str, method: str) -> float | None:
     return max(scores, key=lambda k: scores[k]) if scores else None
 
 
+def mean_or_none(values: list[float | None]) -> float | None:
+    """Mean of the values that are known."""
+    known = [v for v in values if v is not None]
+    return statistics.mean(known) if known else None
+
+
+def max_or_none(values: list[float | None]) -> float | None:
+    """Largest of the values that are known."""
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
 def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
     """Mean/std of the test metric and the costs over the seeds that finished."""
     lr = best_lr(case, method)
     if lr is None:
         return None
     metric = CASES[case]["metric"]
-    runs = []
-    for seed in seeds:
-        results = run_dir(case, method, lr, seed) / "results.json"
-        if results.is_file():
-            runs.append((seed, json.loads(results.read_text()), run_dir(case, method, lr, seed)))
+    known = ledger()
+    runs = [
+        (seed, entry)
+        for seed in seeds
+        if (entry := known.get(run_key(case, method, lr, seed))) is not None
+        and entry.get("test") is not None
+    ]
     if not runs:
         return None
-    values = [r["test"][metric] for _, r, _ in runs]
+    values = [r["test"][metric] for _, r in runs]
     grid_case = CASES[case]["grid_from"]
     grid = {
         f"{g:g}": v for g, v in dev_scores(grid_case, method, grid_of(grid_case, method)[0]).items()
@@ -264,19 +325,21 @@ def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
     return {
         "lr": lr,
         "grid": grid,
-        "seeds": [s for s, _, _ in runs],
+        "seeds": [s for s, _ in runs],
         "mean": statistics.mean(values),
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
         "per_seed": [round(v, 4) for v in values],
         "also": {
-            m: round(statistics.mean(r["test"][m] for _, r, _ in runs), 4)
+            m: round(statistics.mean(r["test"][m] for _, r in runs), 4)
             for m in CASES[case]["also"]
+            if all(m in r["test"] for _, r in runs)
         },
-        "trainable": runs[0][1]["train"]["trainable_parameters"],
-        "total": runs[0][1]["train"]["total_parameters"],
-        "seconds": statistics.mean(r["train"]["seconds"] for _, r, _ in runs),
-        "peak_rss_mib": max(r["peak_rss_mib"] for _, r, _ in runs),
-        "checkpoint_mib": checkpoint_mib(runs[0][2]),
+        "trainable": runs[0][1]["trainable"],
+        "total": runs[0][1]["total"],
+        # costs: None where a ledger line kept none (lines recovered from an earlier record)
+        "seconds": mean_or_none([r["seconds"] for _, r in runs]),
+        "peak_rss_mib": max_or_none([r["peak_rss_mib"] for _, r in runs]),
+        "checkpoint_mib": max_or_none([r["checkpoint_mib"] for _, r in runs]),
     }
 
 
@@ -304,7 +367,7 @@ def records(case: str, rows: dict[str, dict[str, Any]], seeds: list[int]) -> lis
                 {
                     "case": f"{case}-{method}",
                     "metric": metric,
-                    "ours": round(ours, 4),
+                    "ours": None if ours is None else round(ours, 4),
                     "reference": None if ref is None else round(ref, 4),
                     "ratio": ratio,
                     "unit": unit,
@@ -326,6 +389,11 @@ def records(case: str, rows: dict[str, dict[str, Any]], seeds: list[int]) -> lis
     return out
 
 
+def cost(value: float | None, unit: str, digits: int) -> str:
+    """One cost cell; "not kept" for runs recovered from an earlier record without it."""
+    return "not kept" if value is None else f"{value:.{digits}f} {unit}"
+
+
 def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> str:
     """The Markdown comparison table (one section per case)."""
     lines = ["<!-- written by bench/methods.py; do not edit by hand -->", ""]
@@ -341,11 +409,13 @@ def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> s
         ]
         for method, r in rows.items():
             grid = ", ".join(f"{k}: {v:.4f}" for k, v in r["grid"].items() if v is not None)
-            share = 100 * r["trainable"] / r["total"]
+            base = r["total"] or rows.get("full", r)["total"]  # earlier records kept no total
+            share = f" ({100 * r['trainable'] / base:.2f}%)" if base and r["trainable"] else ""
+            params = "not kept" if r["trainable"] is None else f"{r['trainable']:,}{share}"
             lines.append(
                 f"| {method} | {r['lr']:g} ({grid}) | {r['mean']:.4f} ± {r['std']:.4f} | "
-                f"{len(r['seeds'])} | {r['trainable']:,} ({share:.2f}%) | {r['seconds']:.0f} s | "
-                f"{r['peak_rss_mib']:.0f} MiB | {r['checkpoint_mib']:.2f} MiB |"
+                f"{len(r['seeds'])} | {params} | {cost(r['seconds'], 's', 0)} | "
+                f"{cost(r['peak_rss_mib'], 'MiB', 0)} | {cost(r['checkpoint_mib'], 'MiB', 2)} |"
             )
         missing = [m for m in METHODS if m not in rows]
 
@@ -378,7 +448,12 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, help="threads per training (default: 1 when --jobs > 1, else all)"
     )
+    parser.add_argument(
+        "--fresh", action="store_true", help="ignore the committed ledger and retrain every run"
+    )
     args = parser.parse_args()
+    global USE_LEDGER
+    USE_LEDGER = not args.fresh
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     if args.stage in ("grid", "seeds"):
         grid_cases = sorted({CASES[c]["grid_from"] for c in args.cases})
@@ -393,7 +468,7 @@ def main() -> None:
             if not todo:
                 break
             run_all(todo, args.jobs)
-            finished = [(run_dir(*job[:4]) / "results.json").is_file() for job in todo]
+            finished = [run_key(*job[:4]) in ledger() for job in todo]
             if not any(finished):
                 break  # every run failed: do not loop forever
     if args.stage == "seeds":
