@@ -15,8 +15,8 @@ Each run is a ``domaintune train`` command with overrides of ``bench/recipes/met
 schedule. Run folders live in ``bench/work/methods`` (not committed); every finished run also adds
 one line to the committed ledger ``bench/results/methods-runs.jsonl`` (its dev and test metrics and
 costs), and a run already in the ledger is not trained again, so an interrupted comparison resumes
-on any checkout. ``--fresh`` ignores the ledger and retrains everything. ``--jobs 2`` runs two trainings at once with one thread
-each (the times in the table are then one-thread times).
+on any checkout. ``--fresh`` ignores the ledger and retrains everything. ``--jobs 2`` runs two
+trainings at once with one thread each (the times in the table are then one-thread times).
 
 Writes ``bench/results/methods.json`` (records ``{case, metric, ours, reference, ratio, unit,
 seeds, command}``, the reference being full fine-tuning) and ``docs/methods-table.md``.
