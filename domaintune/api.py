@@ -336,6 +336,21 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             scores[split] = task.metrics(
                 outputs, raw.splits[split], tune=split == "validation", encoded=encoded[split]
             )
+    generate = getattr(task, "generation_scores", None)  # generation: decode, score, write
+    if generate is not None:
+        for split, split_scores in scores.items():
+            split_scores.update(
+                generate(
+                    merged if merged is not None else adapted,
+                    split,
+                    raw.splits[split],
+                    tokenizer,
+                    recipe.data.max_length,
+                    recipe.train.eval_batch_size,
+                    accelerator,
+                    run_folder.root,
+                )
+            )
     # Objectives' own results (DANN's target-domain metrics), computed on every process.
     extra = {
         k: v

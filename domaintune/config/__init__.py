@@ -1,5 +1,6 @@
 """Typed recipes: pydantic models, YAML loading and dotted overrides (no torch here)."""
 
+from domaintune.config.generation import DecodingConfig, GenerationTaskConfig
 from domaintune.config.load import apply_overrides, dump_recipe, load_recipe
 from domaintune.config.methods import (
     AdaLoraConfig,
@@ -13,7 +14,12 @@ from domaintune.config.methods import (
     PrefixConfig,
     PromptTuningConfig,
 )
-from domaintune.config.multitask import MultiTaskConfig, SubTaskConfig, TaskConfig
+from domaintune.config.multitask import (
+    MultiTaskConfig,
+    SingleTaskConfig,
+    SubTaskConfig,
+    TaskConfig,
+)
 from domaintune.config.objectives import (
     DANNConfig,
     DistillConfig,
@@ -30,7 +36,6 @@ from domaintune.config.sections import (
     EvalConfig,
     LanguageModelingTaskConfig,
     ModelConfig,
-    SingleTaskConfig,
     TokenClassificationTaskConfig,
     TrainConfig,
     VocabExpansionConfig,
@@ -43,12 +48,14 @@ __all__ = [
     "ClassificationTaskConfig",
     "DANNConfig",
     "DataConfig",
+    "DecodingConfig",
     "DistillConfig",
     "EWCConfig",
     "EvalConfig",
     "FGMConfig",
     "FreezeConfig",
     "FullConfig",
+    "GenerationTaskConfig",
     "IA3Config",
     "L2SPConfig",
     "LanguageModelingTaskConfig",

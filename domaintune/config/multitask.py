@@ -1,8 +1,8 @@
 """Recipe section of multi-task learning: one shared encoder, one head per task (no torch here).
 
-``TaskConfig`` (the union every recipe's ``task`` is validated against) lives here because it
-includes ``MultiTaskConfig``, whose sub-tasks are the single-dataset task configs of
-``sections.py``.
+``TaskConfig`` (the union every recipe's ``task`` is validated against) and ``SingleTaskConfig``
+(the tasks on one dataset) live here because ``TaskConfig`` includes ``MultiTaskConfig``, whose
+sub-tasks are the single-dataset task configs of ``sections.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from domaintune.config.generation import GenerationTaskConfig
 from domaintune.config.sections import (
     ClassificationTaskConfig,
     DataConfig,
@@ -110,10 +111,20 @@ class MultiTaskConfig(Section):
         return {"proportional": 1.0, "uniform": 0.0}.get(self.sampling, 1.0 / self.temperature)
 
 
+# Tasks on one dataset.
+SingleTaskConfig = Annotated[
+    ClassificationTaskConfig
+    | TokenClassificationTaskConfig
+    | LanguageModelingTaskConfig
+    | GenerationTaskConfig,
+    Field(discriminator="name"),
+]
+
 TaskConfig = Annotated[
     ClassificationTaskConfig
     | TokenClassificationTaskConfig
     | LanguageModelingTaskConfig
+    | GenerationTaskConfig
     | MultiTaskConfig,
     Field(discriminator="name"),
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from domaintune.config.generation import CHEAP_METRICS, GenerationTaskConfig
 from domaintune.config.methods import (
     DEFAULT_EPOCHS_BY_TASK,
     FullConfig,
@@ -27,8 +28,8 @@ class Recipe(Section):
     """A complete training recipe: task, model, data, method, objectives, training, evaluation."""
 
     task: TaskConfig = Field(
-        description="What to learn: classification, token_classification, language_modeling or "
-        "multitask."
+        description="What to learn: classification, token_classification, language_modeling, "
+        "generation or multitask."
     )
     model: ModelConfig = Field(
         default_factory=lambda: ModelConfig(), description="Pretrained model."
@@ -78,4 +79,19 @@ class Recipe(Section):
         epochs = DEFAULT_EPOCHS_BY_TASK.get((self.method.name, self.task.name))
         if epochs is not None and "epochs" not in self.train.model_fields_set:
             self.train.epochs = epochs
+        return self
+
+    @model_validator(mode="after")
+    def _generation_defaults(self) -> Recipe:
+        """Generation: packed rows default to ``data.max_length``; selection needs no decoding."""
+        if not isinstance(self.task, GenerationTaskConfig):
+            return self
+        if self.task.pack_length is None:
+            self.task.pack_length = self.data.max_length
+        if self.eval.metric is not None and self.eval.metric not in CHEAP_METRICS:
+            raise ValueError(
+                f"eval.metric: {self.eval.metric!r}: a generation run selects its checkpoint "
+                "on perplexity or loss (text is generated at the final evaluation only) → "
+                "use perplexity"
+            )
         return self

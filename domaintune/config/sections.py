@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -93,13 +93,6 @@ class LanguageModelingTaskConfig(Section):
         description="LR multiplier for LM-head parameters the checkpoint lacks (newly "
         "initialised, e.g. MiniLM's MLM head), so the head catches up with the encoder.",
     )
-
-
-# Tasks on one dataset; ``config.multitask.TaskConfig`` adds the multi-task section.
-SingleTaskConfig = Annotated[
-    ClassificationTaskConfig | TokenClassificationTaskConfig | LanguageModelingTaskConfig,
-    Field(discriminator="name"),
-]
 
 
 # --------------------------------------------------------------------------------------- model
@@ -211,6 +204,12 @@ class DataConfig(Section):
     label_column: str = Field("label", description="Column holding the label.")
     tokens_column: str = Field("tokens", description="hf/jsonl token classification: tokens.")
     tags_column: str = Field("tags", description="hf/jsonl token classification: tags.")
+    source_column: str = Field(
+        "source", description="generation, seq2seq rows: column holding the input text."
+    )
+    target_column: str = Field(
+        "target", description="generation, seq2seq rows: column holding the output text."
+    )
     conll_tag_column: int = Field(-1, description="CoNLL: index of the tag column (-1 = last).")
     max_length: int = Field(128, ge=8, le=8192, description="Truncate to this many tokens.")
     clean: CleanConfig = Field(

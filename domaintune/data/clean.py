@@ -34,6 +34,25 @@ def clean_text(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def clean_layout(text: str) -> str:
+    r"""Normalise generation text but keep its layout: NFKC, control and invisible characters.
+
+    Line breaks, tabs and runs of spaces are kept (lists, code and poems need them; the model
+    learns to write them); other control characters become spaces, ``\r\n`` becomes ``\n``.
+    """
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n")
+    return "".join(
+        ch
+        if ch in "\n\t"
+        else " "
+        if unicodedata.category(ch) == "Cc"
+        else ""
+        if unicodedata.category(ch) == "Cf" and ch != "\u200d"
+        else ch
+        for ch in text
+    )
+
+
 def clean_token(token: str) -> str:
     """Normalise one pre-split token; keep the original if cleaning would empty it."""
     cleaned = clean_text(token).replace(" ", "")

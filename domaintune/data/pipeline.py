@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domaintune.config.sections import DataConfig
-from domaintune.data.clean import clean_text, clean_token, dedupe
+from domaintune.data.clean import clean_layout, clean_text, clean_token, dedupe
+from domaintune.data.instructions import generation_text
 from domaintune.data.readers import Example, Kind, read_hf_dataset, read_split
 from domaintune.data.split import stratified_split
 
@@ -77,6 +78,11 @@ def clean_example(example: Example) -> None:
         example["text_pair"] = clean_text(example["text_pair"])
     if "tokens" in example:
         example["tokens"] = [clean_token(t) for t in example["tokens"]]
+    for message in example.get("messages", []):  # generation text keeps its line breaks
+        message["content"] = clean_layout(message["content"])
+    for key in ("prompt", "completion"):
+        if key in example:
+            example[key] = clean_layout(example[key])
 
 
 def _example_key(example: Example) -> str:
@@ -85,4 +91,7 @@ def _example_key(example: Example) -> str:
 
 def example_texts(examples: list[Example]) -> list[str]:
     """The text of each example (token examples joined with spaces)."""
-    return [e["text"] if "text" in e else " ".join(e.get("tokens", [])) for e in examples]
+    return [
+        e["text"] if "text" in e else " ".join(e["tokens"]) if "tokens" in e else generation_text(e)
+        for e in examples
+    ]

@@ -1,6 +1,8 @@
 """Readers for CSV, JSONL, TXT, CoNLL and Hugging Face datasets into plain example dicts.
 
-Text examples are ``{"text", "text_pair"?, "label"?}``; token examples are ``{"tokens", "tags"?}``.
+Text examples are ``{"text", "text_pair"?, "label"?}``; token examples are ``{"tokens", "tags"?}``;
+generation examples (kind ``gen``) are conversations or prompt/completion pairs
+(``data/instructions.py``).
 Language-modelling data (kind ``lm``) is read without labels from any format (TAPT reads a
 task's own training file).
 Every reader reports problems as one line naming the file, the line and the fix.
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from domaintune.config.sections import DataConfig
+from domaintune.data.instructions import generation_example
 from domaintune.errors import DataError
 
-Kind = Literal["text", "tokens", "lm"]
+Kind = Literal["text", "tokens", "lm", "gen"]
 Example = dict[str, Any]
 
 BUILTIN_PREFIX = "builtin:"
@@ -135,11 +138,19 @@ def read_jsonl(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> li
                 f"{where}: expected a JSON object, got {type(row).__name__} → write "
                 "one object per line"
             )
-        if kind == "tokens":
-            out.append(_token_example_from_row(row, cfg, where, need_labels))
-        else:
-            out.append(_text_example(row, cfg, where, need_labels))
+        out.append(row_example(row, cfg, kind, where, need_labels))
     return out
+
+
+def row_example(
+    row: dict[str, Any], cfg: DataConfig, kind: Kind, where: str, need_labels: bool
+) -> Example:
+    """One data row (a JSON object, CSV row or dataset row) as an example of ``kind``."""
+    if kind == "tokens":
+        return _token_example_from_row(row, cfg, where, need_labels)
+    if kind == "gen":
+        return generation_example(row, cfg, where, need_labels)
+    return _text_example(row, cfg, where, need_labels)
 
 
 def _token_example_from_row(
@@ -174,7 +185,7 @@ def read_csv(path: Path, cfg: DataConfig, kind: Kind, need_labels: bool) -> list
         if reader.fieldnames is None:
             raise DataError(f"{path}: the file is empty → add a header row and data")
         return [
-            _text_example(row, cfg, f"{path}:{lineno}", need_labels)
+            row_example(row, cfg, kind, f"{path}:{lineno}", need_labels)
             for lineno, row in enumerate(reader, start=2)
         ]
 
@@ -268,10 +279,7 @@ def rows_from_dataset(
             value = row[column]
             row[column] = [labels[v] for v in value] if isinstance(value, list) else labels[value]
         where = f"{origin} row {i}"
-        if kind == "tokens":
-            out.append(_token_example_from_row(row, cfg, where, need_labels))
-        else:
-            out.append(_text_example(row, cfg, where, need_labels))
+        out.append(row_example(row, cfg, kind, where, need_labels))
     return out
 
 

@@ -11,12 +11,11 @@ from domaintune.config.sections import DataConfig
 from domaintune.data.readers import (
     Example,
     Kind,
-    _text_example,
-    _token_example_from_row,
     detect_format,
     iter_conll,
     read_csv,
     resolve_path,
+    row_example,
 )
 from domaintune.errors import DataError
 
@@ -43,7 +42,7 @@ def stream_split(spec: str | Path, cfg: DataConfig, kind: Kind) -> Iterator[Exam
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle, delimiter=delimiter)
             for lineno, row in enumerate(reader, start=2):
-                yield _text_example(row, cfg, f"{path}:{lineno}", False)
+                yield row_example(row, cfg, kind, f"{path}:{lineno}", False)
     elif fmt == "jsonl" and path.suffix.lower() != ".json":
         with path.open(encoding="utf-8-sig") as handle:
             for lineno, line in enumerate(handle, start=1):
@@ -66,6 +65,4 @@ def _jsonl_example(line: str, cfg: DataConfig, kind: Kind, where: str) -> Exampl
         raise DataError(
             f"{where}: expected a JSON object, got {type(row).__name__} → write one object per line"
         )
-    if kind == "tokens":
-        return _token_example_from_row(row, cfg, where, False)
-    return _text_example(row, cfg, where, False)
+    return row_example(row, cfg, kind, where, False)

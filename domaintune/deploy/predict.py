@@ -74,7 +74,13 @@ def predict_examples(
 
 
 def check_predicts(predictor: Predictor) -> None:
-    """Refuse a language-modelling run in one line: it has perplexity, not predictions."""
+    """Refuse language-modelling and generation runs in one line (no logits-based predictions)."""
+    if predictor.task.kind == "gen":
+        raise RunError(
+            f"{predictor.source}: a generation run generates at its final evaluation "
+            "(predictions-<split>.jsonl in the run folder) → put the inputs in data.test, or "
+            "load final/ with transformers and call generate"
+        )
     if predictor.task.kind == "lm":
         raise RunError(
             f"{predictor.source}: a language_modeling run has no labels to predict → use "

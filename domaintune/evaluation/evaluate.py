@@ -1,5 +1,7 @@
 """Metrics of a finished run on a labelled file (``domaintune evaluate``).
 
+A generation run also generates text for the file (``eval-<file stem>-predictions.jsonl``).
+
 The examples go through the prediction path of ``deploy/predict.py`` (cleaning, encoding,
 length-sorted batches, the task's outputs), with the run's PyTorch model in fp32 and the module
 the training loop evaluated (a language model projects only its target positions; the CRF
@@ -32,6 +34,19 @@ def evaluate_run(run_dir: str | Path, data_file: str | Path) -> dict[str, Any]:
     )
     outputs, encoded = predict_outputs(evaluation_predictor(loaded), examples)
     scores: dict[str, Any] = loaded.task.metrics(outputs, examples, encoded=encoded)
+    generate = getattr(loaded.task, "generate_and_score", None)  # generation runs
+    if generate is not None:
+        scores.update(
+            generate(
+                loaded.model,
+                examples,
+                loaded.tokenizer,
+                loaded.data.max_length,
+                loaded.eval_batch_size,
+                None,
+                loaded.run.root / f"eval-{Path(data_file).stem}-predictions.jsonl",
+            )
+        )
     target = loaded.run.root / f"eval-{Path(data_file).stem}.json"
     target.write_text(
         json.dumps({"data": str(data_file), **scores}, indent=1, ensure_ascii=False),

@@ -424,7 +424,7 @@ def domain_shift(
         # several tasks' examples (multi-task) are not one labelled data set to describe
         task_examples=(
             raw.splits["train"]
-            if task.kind != "lm" and not getattr(task, "mixed_examples", False)
+            if task.kind in ("text", "tokens") and not getattr(task, "mixed_examples", False)
             else None
         ),
     )

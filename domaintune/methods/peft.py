@@ -27,6 +27,8 @@ def task_type(model: nn.Module) -> str:
         return "SEQ_CLS"
     if name.endswith("ForCausalLM"):
         return "CAUSAL_LM"
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return "SEQ_2_SEQ_LM"
     return "FEATURE_EXTRACTION"
 
 

@@ -55,6 +55,10 @@ class TargetPositionsLM(nn.Module):
         self, input_ids: torch.Tensor, target_positions: torch.Tensor, **inputs: Any
     ) -> ModelOutput:
         """Logits (N, V) for the N flat positions in ``target_positions``."""
+        if self.objective == "clm":
+            # No KV cache in a training/scoring pass: it costs memory, and transformers ignores
+            # packed position_ids (the block-diagonal mask) when a cache is present.
+            inputs.setdefault("use_cache", False)
         if self._parts is not None:
             body, head = self._parts
             hidden = body(input_ids=input_ids, **inputs)[0]  # (B, T, H)
@@ -62,3 +66,29 @@ class TargetPositionsLM(nn.Module):
             return ModelOutput(logits=head(rows))  # (N, V)
         logits = self.model(input_ids=input_ids, **inputs).logits  # (B, T, V)
         return ModelOutput(logits=logits.reshape(-1, logits.shape[-1])[target_positions])
+
+
+def keeps_packed_examples_apart(model: nn.Module) -> bool:
+    """Whether a causal LM scores packed examples exactly as it scores them alone.
+
+    Packed means several examples in one row, position ids restarting at 0, no attention mask.
+    transformers 5 builds a block-diagonal mask from such position ids for most decoders
+    (Llama, Mistral, Qwen, ...); a model that does not would let packed examples see each
+    other, so this probe decides whether packing is used.
+    """
+    was_training = model.training
+    model.eval()
+    vocab = int(model.get_input_embeddings().weight.shape[0])  # type: ignore[operator]
+    ids = torch.tensor([[5, 9, 3, 7]]) % vocab  # (1, 4)
+    device = next(model.parameters()).device
+    packed = torch.cat([ids, ids], dim=1).to(device)  # (1, 8)
+    positions = torch.arange(4).repeat(2).unsqueeze(0).to(device)  # (1, 8): 0..3, 0..3
+    try:
+        with torch.no_grad():
+            alone = model(input_ids=ids.to(device), use_cache=False).logits  # (1, 4, V)
+            both = model(input_ids=packed, position_ids=positions, use_cache=False).logits
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    finally:
+        model.train(was_training)
+    return bool(torch.allclose(both[:, 4:].float(), alone.float(), atol=1e-4, rtol=1e-4))

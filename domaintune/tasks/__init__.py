@@ -1,8 +1,9 @@
-"""Tasks: everything that differs between classification, tagging and language modelling."""
+"""Tasks: everything that differs between classification, tagging, LM and generation."""
 
 from typing import Any
 
 from domaintune.tasks.classification import ClassificationTask
+from domaintune.tasks.generation import GenerationTask
 from domaintune.tasks.language_modeling import LanguageModelingTask
 from domaintune.tasks.multitask import MultiTask
 from domaintune.tasks.protocol import Task
@@ -12,6 +13,7 @@ TASKS: dict[str, Any] = {
     "classification": ClassificationTask,
     "token_classification": TokenClassificationTask,
     "language_modeling": LanguageModelingTask,
+    "generation": GenerationTask,
     "multitask": MultiTask,
 }
 
