@@ -189,7 +189,12 @@ def run_pipeline(
 def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool) -> RunResult:
     from accelerate.utils import set_seed
 
-    from domaintune.evaluation.forgetting import forgetting_report, perplexity, reference_split
+    from domaintune.evaluation.forgetting import (
+        forgetting_report,
+        perplexity,
+        reference_split,
+        reference_task,
+    )
     from domaintune.evaluation.shift import domain_shift
     from domaintune.methods import METHODS
     from domaintune.models.load import load_model, load_tokenizer, model_type, resolve_source
@@ -222,7 +227,8 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
         for name, examples in raw.splits.items()
     }
-    reference = reference_split(recipe.data, task, tokenizer, tok_id)
+    scorer = reference_task(task, model_type(source), tokenizer)  # general-text perplexity
+    reference = reference_split(recipe.data, scorer, tokenizer, tok_id)
     set_seed(recipe.train.seed)
     kwargs = task.model_kwargs() if previous_labels is None else label_kwargs(previous_labels)
     model, info = load_model(source, task.auto_class(), output_loading_info=True, **kwargs)
@@ -288,14 +294,23 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         )
 
     def lm_scores() -> dict[str, Any]:
-        """Perplexity on the held-out domain text and the general reference text."""
+        """Perplexity on the held-out domain text (LM runs) and the general reference text."""
         out = {}
-        for name, data in (("in_domain", encoded.get("test")), ("general", reference)):
+        domain = encoded.get("test") if task.kind == "lm" else None
+        for name, data in (("in_domain", domain), ("general", reference)):
             if data is not None and len(data):
-                out[name] = perplexity(trained, task, data, recipe.train, tokenizer, accelerator)
+                out[name] = perplexity(trained, scorer, data, recipe.train, tokenizer, accelerator)
         return out
 
-    before = lm_scores() if task.kind == "lm" and not resume else None
+    measures_forgetting = task.kind == "lm" or reference is not None
+    before = lm_scores() if measures_forgetting and not resume else None
+    before_scores = None
+    if getattr(recipe.task, "evaluate_before", False) and not resume:
+        from domaintune.evaluation.before import evaluate_before
+
+        before_scores = evaluate_before(
+            trained, model, task, encoded, raw, tokenizer, recipe, accelerator, run_folder.root
+        )
     with cpu_fast_path(model, accelerator.device):
         result = train_loop(
             accelerator,
@@ -359,7 +374,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         for k, v in o.evaluate(final_module).items()
     }
     forgetting = None
-    if task.kind == "lm":
+    if measures_forgetting:
         trained = final_module
         forgetting = forgetting_report(before, lm_scores(), recipe.data)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -388,7 +403,10 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
                 tokens * epochs / result.train_seconds if result.train_seconds else 0.0, 1
             )
             results["train"]["objective"] = task.state()["objective"]
+        if forgetting is not None:
             results["forgetting"] = forgetting
+        if before_scores is not None:
+            results["before"] = before_scores
         if vocab_report is not None:
             results["vocabulary"] = vocab_report
         results["shift"] = shift

@@ -130,6 +130,11 @@ class GenerationTaskConfig(Section):
         description="Generate for at most the first N examples of a split (generation on a "
         "CPU is slow); null: all. Perplexity always covers the whole split.",
     )
+    evaluate_before: bool = Field(
+        False,
+        description="Also score the test split before training (perplexity, and generation "
+        "metrics with predictions in predictions-test-before.jsonl): results.json 'before'.",
+    )
 
     @property
     def generates(self) -> bool:

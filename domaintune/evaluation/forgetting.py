@@ -1,7 +1,8 @@
 """Forgetting in language-model runs: perplexity on domain and general text, before and after.
 
 The general text is ``data.reference_text``, read, cleaned and packed like the training text
-(``REFERENCE_TOKENS`` tokens at most); the domain text is the test split.
+(``REFERENCE_TOKENS`` tokens at most); the domain text is the test split. Decoder generation
+runs (SFT) measure the general text too, packed and scored as causal-LM blocks.
 """
 
 from __future__ import annotations
@@ -16,9 +17,32 @@ from domaintune.data.readers import read_split
 REFERENCE_TOKENS = 50_000
 
 
+def reference_task(task: Any, model_type: str, tokenizer: Any) -> Any | None:
+    """The task that packs and scores general text for ``task``; None where it has no meaning.
+
+    Language modelling scores it with its own objective; decoder generation (SFT) with a
+    causal-LM task (the same target-positions module as its training); other tasks never.
+    """
+    if task.kind == "lm":
+        return task
+    if task.kind != "gen" or getattr(task, "encoder_decoder", True):
+        return None
+    from domaintune.config.sections import LanguageModelingTaskConfig
+    from domaintune.tasks.language_modeling import LanguageModelingTask
+
+    scorer = LanguageModelingTask(
+        LanguageModelingTaskConfig(name="language_modeling", objective="clm")
+    )
+    scorer.bind(model_type, tokenizer)
+    return scorer
+
+
 def reference_split(data: DataConfig, task: Any, tokenizer: Any, tok_id: str) -> Encoded | None:
-    """The general reference text, packed like the training text (REFERENCE_TOKENS at most)."""
-    if data.reference_text is None or task.kind != "lm":
+    """The general reference text, packed like the training text (REFERENCE_TOKENS at most).
+
+    ``task`` is the one :func:`reference_task` chose (None: no general text is measured).
+    """
+    if data.reference_text is None or task is None:
         return None
     examples = read_split(data.reference_text, data.model_copy(update={"format": "auto"}), "lm")
     if data.clean.normalize:

@@ -199,12 +199,28 @@ def test_sampling_is_seeded_and_stop_strings_cut_the_text(
 def test_decoder_sft_with_lora_on_prompt_completion(tmp_path: Path) -> None:
     model = make_chat_llama(tmp_path / "llama")
     data = write_generation_data(tmp_path / "data", "prompt_completion")
-    recipe = _recipe(model, data, {"metrics": ["exact_match"], "max_generate": 2}, epochs=1)
+    task = {"metrics": ["exact_match"], "max_generate": 2, "evaluate_before": True}
+    recipe = _recipe(model, data, task, epochs=1)
     recipe["method"] = {"name": "lora", "r": 4, "alpha": 8}
+    general = tmp_path / "general.txt"
+    general.write_text("the market rose and the company reported a strong profit\n" * 20)
+    recipe["data"]["reference_text"] = str(general)
     result = api.run(Recipe.model_validate(recipe), output_dir=tmp_path / "run")
     assert set(result.test) >= {"exact_match", "perplexity", "generated"}
     assert "rouge_l" not in result.test
     assert (result.run_dir / "final" / "adapter" / "adapter_config.json").is_file()
+    results = json.loads((result.run_dir / "results.json").read_text("utf-8"))
+    # the untrained model (LoRA's update starts at zero) scored and decoded before training
+    before = results["before"]["test"]
+    assert before["generated"] == 2 and before["perplexity"] != result.test["perplexity"]
+    assert (result.run_dir / "predictions-test-before.jsonl").read_text("utf-8").count("\n") == 2
+    # general-text perplexity before and after SFT: how much general language was forgotten
+    general_ppl = results["forgetting"]["general"]
+    assert general_ppl["before"] > 1.0 and general_ppl["after"] > 1.0
+    assert general_ppl["change"] == pytest.approx(
+        general_ppl["after"] / general_ppl["before"], abs=1e-3
+    )
+    assert "in_domain" not in results["forgetting"]  # the test perplexity is in results["test"]
 
 
 def test_recipe_checks(tmp_path: Path) -> None:
