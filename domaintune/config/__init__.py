@@ -1,5 +1,13 @@
 """Typed recipes: pydantic models, YAML loading and dotted overrides (no torch here)."""
 
+from domaintune.config.augment import (
+    AugmentConfig,
+    BackTranslationConfig,
+    ContextualConfig,
+    EDAConfig,
+    MentionReplacementConfig,
+    TrainSubsetConfig,
+)
 from domaintune.config.load import apply_overrides, dump_recipe, load_recipe
 from domaintune.config.methods import (
     AdaLoraConfig,
@@ -39,11 +47,15 @@ from domaintune.config.sections import (
 __all__ = [
     "AdaLoraConfig",
     "AdapterConfig",
+    "AugmentConfig",
+    "BackTranslationConfig",
     "BitFitConfig",
     "ClassificationTaskConfig",
+    "ContextualConfig",
     "DANNConfig",
     "DataConfig",
     "DistillConfig",
+    "EDAConfig",
     "EWCConfig",
     "EvalConfig",
     "FGMConfig",
@@ -53,6 +65,7 @@ __all__ = [
     "L2SPConfig",
     "LanguageModelingTaskConfig",
     "LoraConfig",
+    "MentionReplacementConfig",
     "MethodConfig",
     "ModelConfig",
     "MultiTaskConfig",
@@ -66,6 +79,7 @@ __all__ = [
     "TaskConfig",
     "TokenClassificationTaskConfig",
     "TrainConfig",
+    "TrainSubsetConfig",
     "VocabExpansionConfig",
     "apply_overrides",
     "dump_recipe",
