@@ -13,6 +13,7 @@ from typing import Any
 
 from domaintune.config import Recipe, dump_recipe, load_recipe
 from domaintune.config.sections import TrainConfig
+from domaintune.data.augment import augment_train
 from domaintune.data.encode import encode_split, tokenizer_identity
 from domaintune.data.pipeline import RawSplits, example_texts, load_splits
 from domaintune.data.replay import mix_replay
@@ -93,6 +94,7 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     else:
         raw = mix_replay(load_splits(recipe.data, task.kind), recipe.data, task.kind)
     task.fit_labels(raw)
+    raw = augment_train(raw, recipe.data, task.kind, recipe.model)  # train only, after labels
     return task, raw
 
 
@@ -224,7 +226,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     task.bind(model_type(source), tokenizer)
     tok_id = tokenizer_identity(tokenizer)
     encoded = {
-        name: encode_split(task, examples, tokenizer, tok_id, recipe.data)
+        name: encode_split(task, examples, tokenizer, tok_id, recipe.data, split=name)
         for name, examples in raw.splits.items()
     }
     scorer = reference_task(task, model_type(source), tokenizer)  # general-text perplexity

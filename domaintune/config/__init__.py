@@ -1,6 +1,14 @@
 """Typed recipes: pydantic models, YAML loading and dotted overrides (no torch here)."""
 
 from domaintune.config.generation import DecodingConfig, GenerationTaskConfig
+from domaintune.config.augment import (
+    AugmentConfig,
+    BackTranslationConfig,
+    ContextualConfig,
+    EDAConfig,
+    MentionReplacementConfig,
+    TrainSubsetConfig,
+)
 from domaintune.config.load import apply_overrides, dump_recipe, load_recipe
 from domaintune.config.methods import (
     AdaLoraConfig,
@@ -44,12 +52,16 @@ from domaintune.config.sections import (
 __all__ = [
     "AdaLoraConfig",
     "AdapterConfig",
+    "AugmentConfig",
+    "BackTranslationConfig",
     "BitFitConfig",
     "ClassificationTaskConfig",
+    "ContextualConfig",
     "DANNConfig",
     "DataConfig",
     "DecodingConfig",
     "DistillConfig",
+    "EDAConfig",
     "EWCConfig",
     "EvalConfig",
     "FGMConfig",
@@ -60,6 +72,7 @@ __all__ = [
     "L2SPConfig",
     "LanguageModelingTaskConfig",
     "LoraConfig",
+    "MentionReplacementConfig",
     "MethodConfig",
     "ModelConfig",
     "MultiTaskConfig",
@@ -73,6 +86,7 @@ __all__ = [
     "TaskConfig",
     "TokenClassificationTaskConfig",
     "TrainConfig",
+    "TrainSubsetConfig",
     "VocabExpansionConfig",
     "apply_overrides",
     "dump_recipe",

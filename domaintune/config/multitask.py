@@ -63,6 +63,11 @@ class SubTaskConfig(Section):
                 "crf_lr_multiplier is not applied in a multi-task run (encoder, heads and CRFs "
                 "share train.lr) → remove it"
             )
+        if self.data.augment:
+            raise ValueError(
+                "data.augment is not applied in a multi-task run → remove it (augment each "
+                "task's training file in a single-task run)"
+            )
         return self
 
 

@@ -72,6 +72,16 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
+    def _augmentations_fit_the_task(self) -> Recipe:
+        for i, aug in enumerate(self.data.augment):
+            if aug.name == "mention_replacement" and self.task.name != "token_classification":
+                raise ValueError(
+                    f"data.augment.{i}: mention_replacement swaps entity mentions, which only "
+                    "token_classification data has → use eda or contextual"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _method_defaults(self) -> Recipe:
         """Without ``train.lr`` / ``train.epochs``, use the values tuned for the method and task."""
         if self.train.lr is None:

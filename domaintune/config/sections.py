@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class Section(BaseModel):
-    """Base of every recipe section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from domaintune.config.augment import AugmentConfig, TrainSubsetConfig
+from domaintune.config.base import Section as Section  # re-exported for section modules
 
 
 # --------------------------------------------------------------------------------------- tasks
@@ -220,6 +217,17 @@ class DataConfig(Section):
     )
     replay: ReplayConfig | None = Field(
         None, description="Mix a sample of earlier tasks' training examples into train."
+    )
+    train_subset: TrainSubsetConfig | None = Field(
+        None,
+        description="Keep a seeded subset of the training split (stratified by label), "
+        "after any automatic split and before augmentation: low-resource experiments.",
+    )
+    augment: list[AugmentConfig] = Field(
+        default_factory=list,
+        description="Data augmentations of the training split (never validation or test), "
+        "each applied to the original examples and appended: eda, mention_replacement, "
+        "contextual, back_translation (docs/augmentation.md).",
     )
     cache_dir: str | None = Field(
         None,

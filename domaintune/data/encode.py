@@ -99,14 +99,28 @@ def _load(path: Path) -> Encoded:
 
 
 def encode_split(
-    task: Any, examples: list[Example], tokenizer: Any, tokenizer_id: str, data: DataConfig
+    task: Any,
+    examples: list[Example],
+    tokenizer: Any,
+    tokenizer_id: str,
+    data: DataConfig,
+    split: str | None = None,
 ) -> Encoded:
-    """Tokenise a split, reusing the cache when data, tokenizer and options are unchanged."""
+    """Tokenise a split, reusing the cache when data, tokenizer and options are unchanged.
+
+    The key of the training split also holds the subset and augmentation settings, so a
+    changed augmentation never meets a stale cache entry (the examples are hashed as well).
+    """
     if data.cache_dir == "none":
         cache: Path | None = None
     else:
         cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
-    key = fingerprint(type(task).__name__, task.state(), tokenizer_id, data.max_length, examples)
+    parts: list[Any] = [type(task).__name__, task.state(), tokenizer_id, data.max_length]
+    if split == "train" and (data.augment or data.train_subset is not None):
+        from domaintune.data.augment import augmentation_key
+
+        parts.append(augmentation_key(data))
+    key = fingerprint(*parts, examples)
     encoded, _ = cached_encode(
         key, cache, lambda: task.encode(examples, tokenizer, data.max_length)
     )

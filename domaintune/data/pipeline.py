@@ -1,4 +1,4 @@
-"""Read → clean → dedupe → split: the data stage up to (not including) labels and tokenisation."""
+"""Read → clean → dedupe → split → train subset: the data stage up to labels and augmentation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from domaintune.config.sections import DataConfig
 from domaintune.data.clean import clean_layout, clean_text, clean_token, dedupe
 from domaintune.data.instructions import generation_text
 from domaintune.data.readers import Example, Kind, read_hf_dataset, read_split
-from domaintune.data.split import stratified_split
+from domaintune.data.split import stratified_split, stratified_subset
 
 
 @dataclass
@@ -66,8 +66,32 @@ def load_splits(cfg: DataConfig, kind: Kind) -> RawSplits:
                 splits[name] = examples
                 origins.setdefault(name, f"{origins['train']} (split, seed {cfg.split.seed})")
         stats["split_from_train"] = missing
+    if cfg.train_subset is not None:
+        before = len(splits["train"])
+        types = [_entity_types(e) for e in splits["train"]] if kind == "tokens" else None
+        splits["train"] = stratified_subset(
+            splits["train"],
+            subset_strata(splits["train"], kind),
+            **cfg.train_subset.model_dump(),
+            cover=types,
+        )
+        stats["train_subset"] = {**cfg.train_subset.model_dump(), "from": before}
     stats["sizes"] = {name: len(examples) for name, examples in splits.items()}
     return RawSplits(splits=splits, origins=origins, stats=stats)
+
+
+def subset_strata(examples: list[Example], kind: Kind) -> list[str] | None:
+    """What a training subset is stratified by: the label, or a sentence's set of entity types."""
+    if kind == "text":
+        return [str(e.get("label")) for e in examples]
+    if kind == "tokens":
+        return ["|".join(sorted(_entity_types(e))) for e in examples]
+    return None
+
+
+def _entity_types(example: Example) -> set[str]:
+    """Entity types of a token example (the prefix of any tag scheme, IOB2/IOBES/BMES, cut)."""
+    return {t.split("-", 1)[-1] for t in example.get("tags", []) if t != "O"}
 
 
 def clean_example(example: Example) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from domaintune.config import DataConfig, MethodConfig, ObjectiveConfig, TaskConfig
-from domaintune.data import READERS
+from domaintune.config import AugmentConfig, DataConfig, MethodConfig, ObjectiveConfig, TaskConfig
+from domaintune.data import AUGMENTATIONS, READERS
 from domaintune.methods import METHODS
 from domaintune.objectives import OBJECTIVES
 from domaintune.tasks import TASKS
@@ -35,6 +35,7 @@ CASES = [
     pytest.param(TASKS, TaskConfig, id="tasks"),
     pytest.param(METHODS, MethodConfig, id="methods"),
     pytest.param(OBJECTIVES, ObjectiveConfig, id="objectives"),
+    pytest.param(AUGMENTATIONS, AugmentConfig, id="augmentations"),
 ]
 
 
@@ -62,6 +63,10 @@ def test_readers_equal_the_data_format_literal_minus_auto() -> None:
     assert "auto" in formats
     assert set(READERS) == set(formats) - {"auto"}
     assert all(callable(reader) for reader in READERS.values())
+
+
+def test_augmentations_are_callable() -> None:
+    assert all(callable(augment) for augment in AUGMENTATIONS.values())
 
 
 def test_method_modules_have_apply() -> None:

@@ -1,0 +1,280 @@
+"""Low-resource augmentation benchmark: 100 / 500 training examples, with and without each
+augmentation, MiniLM, 3 seeds.
+
+Cases: ``fpb`` (financial-phrasebank sentence sentiment, ``bench/recipes/foundation-fpb.yaml``,
+test macro F1) and ``ncbi`` (ncbi-disease NER, ``bench/recipes/foundation-ncbi.yaml``, test
+entity F1), each at ``data.train_subset.size`` 100 and 500. Every run is a ``domaintune train``
+command on that recipe (its learning rate, epochs, batch size and schedule) with overrides:
+
+- ``data.train_subset={size: N, seed: S}`` and ``train.seed=S`` for S in 42, 1, 2: each seed draws
+  its own subset (stratified by label; by entity types for NER), and the runs with and without
+  augmentation of one seed share it, so the comparison is paired;
+- ``data.augment=[<one augmentation>]`` with seed S (the reference run has none): ``eda`` (4
+  copies, rate 0.1, WordNet synonyms from the ``augment`` extra), ``contextual`` (2 copies, rate
+  0.15, MiniLM itself: no MLM head, so the embeddings scorer), ``mention_replacement`` (NER only,
+  2 copies, rate 0.5) and ``back_translation`` only with ``--mt-forward/--mt-backward`` (two
+  MarianMT-style folders; none installs offline here).
+
+Reported per case (``ours`` = with augmentation, ``reference`` = without, ``ratio`` =
+ours/reference): the test metric (mean over seeds, with std and per-seed values), the seconds
+spent augmenting, the training seconds (ratio = the training-time increase) and the training
+examples. Runs live in ``bench/work/augment`` (not committed) and are reused when their
+``results.json`` exists for the same overrides; every finished run adds a line to the committed
+ledger ``bench/results/augment-runs.jsonl``, so an interrupted benchmark resumes on any
+checkout (``--fresh`` ignores it). ``--jobs 2`` runs two trainings at once, one thread each.
+
+Writes ``bench/results/data.json``. Run: ``python bench/augment.py`` (``--smoke``: subsets of
+16, one seed, 40 dev/test examples and 3 steps, into a temp folder, to check that it works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CLI = [sys.executable, "-m", "domaintune.cli"]
+DATASETS: dict[str, dict[str, Any]] = {
+    "fpb": {"recipe": "bench/recipes/foundation-fpb.yaml", "metric": "f1_macro", "ner": False},
+    "ncbi": {"recipe": "bench/recipes/foundation-ncbi.yaml", "metric": "entity_f1", "ner": True},
+}
+AUGMENTATIONS: dict[str, dict[str, Any]] = {
+    "eda": {"name": "eda", "rate": 0.1, "copies": 4},
+    "contextual": {"name": "contextual", "rate": 0.15, "copies": 2},
+    "mention_replacement": {"name": "mention_replacement", "rate": 0.5, "copies": 2},
+}
+NER_ONLY = {"mention_replacement"}
+LOCK = threading.Lock()
+
+
+class Bench:
+    """Where runs, results and the ledger go, and what every run adds (real or smoke)."""
+
+    def __init__(self, work: Path, results: Path, ledger: Path | None, smoke: Path | None):
+        """Set the folders; ``smoke`` holds the smoke recipes (small dev/test files)."""
+        self.work, self.results, self.ledger, self.smoke = work, results, ledger, smoke
+        self.extra = ["train.max_steps=3", "train.eval_every=3"] if smoke else []
+
+    def recipe(self, dataset: str) -> str:
+        """The recipe of a data set (a smoke copy with small dev/test files in smoke runs)."""
+        return str(self.smoke / f"{dataset}.yaml") if self.smoke else DATASETS[dataset]["recipe"]
+
+    def overrides(self, dataset: str, size: int, aug: str, seed: int) -> list[str]:
+        """The overrides of one run (threads aside)."""
+        out = [
+            f'data.train_subset={{"size": {size}, "seed": {seed}}}',
+            f"train.seed={seed}",
+            *self.extra,
+        ]
+        if aug != "none":
+            out.insert(1, f"data.augment=[{json.dumps({**AUGMENTATIONS[aug], 'seed': seed})}]")
+        return out
+
+    def folder(self, dataset: str, size: int, aug: str, seed: int) -> Path:
+        """Where one run lives."""
+        return self.work / dataset / str(size) / aug / f"s{seed}"
+
+    def known(self) -> dict[str, dict[str, Any]]:
+        """Finished runs of the ledger, by key (the last line of a key wins)."""
+        if self.ledger is None or not self.ledger.is_file():
+            return {}
+        lines = [json.loads(x) for x in self.ledger.read_text().splitlines() if x.strip()]
+        return {e["key"]: e for e in lines}
+
+
+def entry(folder: Path, key: str, overrides: list[str]) -> dict[str, Any]:
+    """A run's ledger line: test metrics, training and augmentation seconds, train size."""
+    results = json.loads((folder / "results.json").read_text())
+    data = results["data"]
+    return {
+        "key": key,
+        "overrides": overrides,
+        "test": results["test"],
+        "train_seconds": round(results["train"]["seconds"], 2),
+        "augment_seconds": data.get("augment", {}).get("seconds", 0.0),
+        "train_examples": data["sizes"]["train"],
+        "source": "bench/augment.py",
+    }
+
+
+def train(bench: Bench, job: tuple[str, int, str, int], threads: int) -> dict[str, Any] | None:
+    """Run one training unless the ledger or its folder has it; its entry, or None on failure."""
+    dataset, size, aug, seed = job
+    key = f"{dataset}/{size}/{aug}/s{seed}"
+    overrides = bench.overrides(*job)
+    known = bench.known().get(key)
+    if known is not None and known["overrides"] == overrides:
+        return known
+    folder = bench.folder(*job)
+    stamp = folder / "bench-overrides.json"
+    done = (folder / "results.json").is_file() and stamp.is_file()
+    if not done or json.loads(stamp.read_text()) != overrides:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [*CLI, "train", bench.recipe(dataset), *overrides, f"train.threads={threads}"]
+        cmd += ["-o", str(folder), "--overwrite"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        with (folder.parent / f"s{seed}.log").open("w") as log:
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        print(f"  {key}: rc {rc.returncode}", flush=True)
+        if rc.returncode != 0:
+            return None
+        stamp.write_text(json.dumps(overrides))
+    line = entry(folder, key, overrides)
+    if bench.ledger is not None:
+        with LOCK:
+            bench.ledger.parent.mkdir(parents=True, exist_ok=True)
+            with bench.ledger.open("a") as handle:
+                handle.write(json.dumps(line) + "\n")
+    return line
+
+
+def summary(runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Means over the seeds of one case and arm."""
+    values = [r["test"][metric] for r in runs]
+    return {
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "per_seed": [round(v, 4) for v in values],
+        "train_seconds": statistics.mean(r["train_seconds"] for r in runs),
+        "augment_seconds": statistics.mean(r["augment_seconds"] for r in runs),
+        "train_examples": statistics.mean(r["train_examples"] for r in runs),
+    }
+
+
+def records(
+    case: str, metric: str, ours: dict[str, Any], ref: dict[str, Any], seeds: list[int], cmd: str
+) -> list[dict[str, Any]]:
+    """Benchmark records of one case: with (ours) against without (reference) augmentation."""
+    rows = [
+        (f"test_{metric}_mean", ours["mean"], ref["mean"], "score"),
+        ("augment_seconds", ours["augment_seconds"], 0.0, "s"),
+        ("train_seconds", ours["train_seconds"], ref["train_seconds"], "s"),
+        ("train_examples", ours["train_examples"], ref["train_examples"], "count"),
+    ]
+    out = []
+    for name, a, b, unit in rows:
+        record = {
+            "case": case,
+            "metric": name,
+            "ours": round(a, 4),
+            "reference": round(b, 4),
+            "ratio": round(a / b, 4) if b else None,
+            "unit": unit,
+            "seeds": seeds,
+            "command": cmd,
+        }
+        if unit == "score":
+            record.update(
+                std=round(ours["std"], 4),
+                per_seed=ours["per_seed"],
+                reference_std=round(ref["std"], 4),
+                reference_per_seed=ref["per_seed"],
+            )
+        out.append(record)
+    return out
+
+
+def smoke_recipes(folder: Path) -> None:
+    """Copies of the recipes whose dev and test files hold their first 40 examples."""
+    import yaml
+
+    for dataset, spec in DATASETS.items():
+        recipe = yaml.safe_load((ROOT / spec["recipe"]).read_text())
+        for split in ("validation", "test"):
+            source = ROOT / recipe["data"][split]
+            text = source.read_text(encoding="utf-8")
+            parts = text.split("\n\n")[:40] if spec["ner"] else text.splitlines()[:40]
+            small = folder / f"{dataset}-{split}{source.suffix}"
+            small.write_text(("\n\n" if spec["ner"] else "\n").join(parts) + "\n", encoding="utf-8")
+            recipe["data"][split] = str(small)
+        recipe["data"]["train"] = str(ROOT / recipe["data"]["train"])
+        (folder / f"{dataset}.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+
+
+def main() -> None:
+    """Run the missing trainings, then write the records."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[100, 500])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    parser.add_argument("--augmentations", nargs="+", default=list(AUGMENTATIONS))
+    parser.add_argument("--mt-forward", help="seq2seq folder into the pivot (back-translation)")
+    parser.add_argument("--mt-backward", help="seq2seq folder back from the pivot")
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at once (1 thread each)")
+    parser.add_argument("--fresh", action="store_true", help="ignore the committed ledger")
+    parser.add_argument("--smoke", action="store_true", help="subsets of 16, 3 steps, temp folder")
+    args = parser.parse_args()
+    augs = list(args.augmentations)
+    if args.mt_forward and args.mt_backward:
+        AUGMENTATIONS["back_translation"] = {
+            "name": "back_translation",
+            "forward": args.mt_forward,
+            "backward": args.mt_backward,
+        }
+        augs.append("back_translation")
+    else:
+        print("back_translation skipped: give --mt-forward and --mt-backward model folders")
+    if args.smoke:
+        temp = Path(tempfile.mkdtemp(prefix="augment-smoke-"))
+        smoke_recipes(temp)
+        bench = Bench(temp / "work", temp / "data.json", None, temp)
+        args.sizes, args.seeds = [16], args.seeds[:1]
+        print(f"smoke run in {temp}")
+    else:
+        ledger = None if args.fresh else ROOT / "bench" / "results" / "augment-runs.jsonl"
+        bench = Bench(
+            ROOT / "bench" / "work" / "augment", ROOT / "bench/results/data.json", ledger, None
+        )
+    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    arms = {
+        d: ["none", *[a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]]
+        for d in args.datasets
+    }
+    jobs = [
+        (d, n, a, s) for d in args.datasets for n in args.sizes for a in arms[d] for s in args.seeds
+    ]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        finished = list(pool.map(lambda job: train(bench, job, threads), jobs))
+    done = {job: run for job, run in zip(jobs, finished, strict=True) if run is not None}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from foundation import machine  # the same wording as the other benchmarks
+
+    out = []
+    for d in args.datasets:
+        metric = DATASETS[d]["metric"]
+        for n in args.sizes:
+            ref_by = {s: done[(d, n, "none", s)] for s in args.seeds if (d, n, "none", s) in done}
+            for aug in arms[d][1:]:
+                by = {s: done[(d, n, aug, s)] for s in args.seeds if (d, n, aug, s) in done}
+                seeds = [s for s in args.seeds if s in by and s in ref_by]
+                if not seeds:
+                    continue
+                cmd = (
+                    f"python bench/augment.py{' --smoke' if args.smoke else ''} "
+                    f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} "
+                    f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S] train.seed=S; "
+                    f"reference: the same without data.augment; {machine()})"
+                )
+                ours = summary([by[s] for s in seeds], metric)
+                ref = summary([ref_by[s] for s in seeds], metric)
+                out += records(f"{d}-{n}-{aug}", metric, ours, ref, seeds, cmd)
+    bench.results.parent.mkdir(parents=True, exist_ok=True)
+    bench.results.write_text(json.dumps(out, indent=1) + "\n")
+    for r in out:
+        value, reference = str(r["ours"]), str(r["reference"])
+        print(f"{r['case']:32s} {r['metric']:22s} {value:>10} {reference:>10} {r['ratio']}")
+    print(f"wrote {bench.results}")
+
+
+if __name__ == "__main__":
+    main()
