@@ -1,6 +1,5 @@
 """Typed recipes: pydantic models, YAML loading and dotted overrides (no torch here)."""
 
-from domaintune.config.generation import DecodingConfig, GenerationTaskConfig
 from domaintune.config.augment import (
     AugmentConfig,
     BackTranslationConfig,
@@ -9,6 +8,7 @@ from domaintune.config.augment import (
     MentionReplacementConfig,
     TrainSubsetConfig,
 )
+from domaintune.config.generation import DecodingConfig, GenerationTaskConfig
 from domaintune.config.load import apply_overrides, dump_recipe, load_recipe
 from domaintune.config.methods import (
     AdaLoraConfig,
