@@ -14,6 +14,7 @@ from typing import Any
 from domaintune.config import Recipe, dump_recipe, load_recipe
 from domaintune.config.sections import TrainConfig
 from domaintune.data.encode import encode_split, tokenizer_identity
+from domaintune.data.knowledge import inject_knowledge
 from domaintune.data.pipeline import RawSplits, example_texts, load_splits
 from domaintune.data.replay import mix_replay
 from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, Predictor, load_run  # noqa: F401 (re-exported)
@@ -93,6 +94,7 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     else:
         raw = mix_replay(load_splits(recipe.data, task.kind), recipe.data, task.kind)
     task.fit_labels(raw)
+    inject_knowledge(raw, recipe.data, task.kind)  # facts (tasks) or mentions (LM masking)
     return task, raw
 
 

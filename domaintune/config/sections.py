@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from domaintune.config.knowledge import KnowledgeConfig
+
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, values are validated on assignment."""
@@ -85,6 +87,11 @@ class LanguageModelingTaskConfig(Section):
         False,
         description="mlm: mask every piece of a chosen word together (Chinese words come from "
         "jieba word segmentation).",
+    )
+    knowledge_masking: bool = Field(
+        False,
+        description="mlm: mask the entity mentions linked to data.knowledge first (each mention "
+        "whole), then whole words up to mask_probability; needs data.knowledge.",
     )
     head_lr_multiplier: float = Field(
         10.0,
@@ -221,6 +228,11 @@ class DataConfig(Section):
     )
     replay: ReplayConfig | None = Field(
         None, description="Mix a sample of earlier tasks' training examples into train."
+    )
+    knowledge: KnowledgeConfig | None = Field(
+        None,
+        description="Knowledge injection from a triples file: linked entities' facts appended "
+        "to every split's inputs (and at prediction); language modelling: knowledge masking.",
     )
     cache_dir: str | None = Field(
         None,

@@ -106,7 +106,12 @@ def encode_split(
         cache: Path | None = None
     else:
         cache = Path(data.cache_dir).expanduser() if data.cache_dir else default_cache_dir()
-    key = fingerprint(type(task).__name__, task.state(), tokenizer_id, data.max_length, examples)
+    parts = [type(task).__name__, task.state(), tokenizer_id, data.max_length, examples]
+    if data.knowledge is not None:  # the graph's options and content hash
+        from domaintune.data.knowledge import knowledge_identity
+
+        parts.append(knowledge_identity(data.knowledge))
+    key = fingerprint(*parts)
     encoded, _ = cached_encode(
         key, cache, lambda: task.encode(examples, tokenizer, data.max_length)
     )
