@@ -34,6 +34,7 @@ bench: setup
 	$(PY) bench/continual.py --jobs 2
 	$(PY) bench/adversarial.py --jobs 2
 	$(PY) bench/multitask.py --jobs 2
+	$(PY) bench/knowledge.py --jobs 2
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench
