@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/adversarial.py --jobs 2
 	$(PY) bench/multitask.py --jobs 2
 	$(PY) bench/augment.py --jobs 2
+	$(PY) bench/knowledge.py --jobs 2
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench

@@ -15,6 +15,7 @@ from domaintune.config import Recipe, dump_recipe, load_recipe
 from domaintune.config.sections import TrainConfig
 from domaintune.data.augment import augment_train
 from domaintune.data.encode import encode_split, tokenizer_identity
+from domaintune.data.knowledge import inject_knowledge
 from domaintune.data.pipeline import RawSplits, example_texts, load_splits
 from domaintune.data.replay import mix_replay
 from domaintune.deploy.load import ADAPTER_DIR, RUN_FILE, LoadedRun, Predictor, load_run  # noqa: F401 (re-exported)
@@ -95,6 +96,7 @@ def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
         raw = mix_replay(load_splits(recipe.data, task.kind), recipe.data, task.kind)
     task.fit_labels(raw)
     raw = augment_train(raw, recipe.data, task.kind, recipe.model)  # train only, after labels
+    inject_knowledge(raw, recipe.data, task.kind)  # facts (tasks) or mentions (LM masking)
     return task, raw
 
 

@@ -139,7 +139,8 @@ def write_run_state(
     """Write ``final/domaintune.json``: what loading the final model needs besides its weights.
 
     The task and method configs, the task's state (labels, thresholds, CRF scores), the data
-    options (cleaning, ``max_length``) and whether the method merged into ``final/``.
+    options (cleaning, ``max_length``) and whether the method merged into ``final/``. With
+    ``data.knowledge``, the triples file is copied into ``final/knowledge/`` and its hash kept.
     """
     run_state = {
         "method": {"config": recipe.method.model_dump(mode="json"), "merged": merged},
@@ -148,5 +149,10 @@ def write_run_state(
         "data": recipe.data.model_dump(mode="json"),
         "eval_batch_size": recipe.train.eval_batch_size,
     }
+    knowledge = getattr(recipe.data, "knowledge", None)
+    if knowledge is not None:
+        from domaintune.data.knowledge import save_knowledge
+
+        run_state["knowledge"] = save_knowledge(knowledge, run.final)
     (run.final / "domaintune.json").write_text(json.dumps(run_state, indent=1), encoding="utf-8")
     return run_state

@@ -82,6 +82,29 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
+    def _knowledge_fits_task(self) -> Recipe:
+        """``data.knowledge`` is injected (tasks) or masked (``task.knowledge_masking``)."""
+        if isinstance(self.task, MultiTaskConfig):
+            if any(t.data.knowledge is not None for t in self.task.tasks):
+                raise ValueError(
+                    "task.tasks[N].data.knowledge: knowledge injection is not supported in a "
+                    "multitask recipe → train the task on its own, or remove data.knowledge"
+                )
+            return self
+        masking = getattr(self.task, "knowledge_masking", None)
+        if masking and self.data.knowledge is None:
+            raise ValueError(
+                "task.knowledge_masking: true needs the entities' file → set data.knowledge "
+                "(e.g. {file: builtin:ncbi-disease/knowledge.tsv})"
+            )
+        if masking is False and self.data.knowledge is not None:
+            raise ValueError(
+                "data.knowledge: a language_modeling task uses it only for masking → set "
+                "task.knowledge_masking: true, or remove data.knowledge"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _method_defaults(self) -> Recipe:
         """Without ``train.lr`` / ``train.epochs``, use the values tuned for the method and task."""
         if self.train.lr is None:

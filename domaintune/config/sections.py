@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from domaintune.config.augment import AugmentConfig, TrainSubsetConfig
 from domaintune.config.base import Section as Section  # re-exported for section modules
+from domaintune.config.knowledge import KnowledgeConfig
 
 
 # --------------------------------------------------------------------------------------- tasks
@@ -82,6 +83,11 @@ class LanguageModelingTaskConfig(Section):
         False,
         description="mlm: mask every piece of a chosen word together (Chinese words come from "
         "jieba word segmentation).",
+    )
+    knowledge_masking: bool = Field(
+        False,
+        description="mlm: mask the entity mentions linked to data.knowledge first (each mention "
+        "whole), then whole words up to mask_probability; needs data.knowledge.",
     )
     head_lr_multiplier: float = Field(
         10.0,
@@ -228,6 +234,11 @@ class DataConfig(Section):
         description="Data augmentations of the training split (never validation or test), "
         "each applied to the original examples and appended: eda, mention_replacement, "
         "contextual, back_translation (docs/augmentation.md).",
+    )
+    knowledge: KnowledgeConfig | None = Field(
+        None,
+        description="Knowledge injection from a triples file: linked entities' facts appended "
+        "to every split's inputs (and at prediction); language modelling: knowledge masking.",
     )
     cache_dir: str | None = Field(
         None,

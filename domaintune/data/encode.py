@@ -120,6 +120,10 @@ def encode_split(
         from domaintune.data.augment import augmentation_key
 
         parts.append(augmentation_key(data))
+    if data.knowledge is not None:  # the graph's options and content hash
+        from domaintune.data.knowledge import knowledge_identity
+
+        parts.append(knowledge_identity(data.knowledge))
     key = fingerprint(*parts, examples)
     encoded, _ = cached_encode(
         key, cache, lambda: task.encode(examples, tokenizer, data.max_length)

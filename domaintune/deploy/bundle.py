@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from domaintune.data.knowledge import copy_saved_knowledge
 from domaintune.deploy.card import model_card
 from domaintune.deploy.load import RUN_FILE, LoadedRun, Predictor, from_run
 from domaintune.deploy.verify import compare, sample_examples
@@ -40,6 +41,7 @@ def write_bundle(loaded: LoadedRun, out_dir: Path, fmt: str) -> dict[str, Any]:
         "results": results_summary(loaded.run),
     }
     (out_dir / RUN_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    copy_saved_knowledge(loaded.saved, loaded.run.final, out_dir)  # the graph travels along
     return info
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from domaintune.config.sections import DataConfig
+from domaintune.data.knowledge import open_saved_knowledge
 from domaintune.errors import ConfigError, RunError
 from domaintune.models.load import quiet_libraries
 from domaintune.runs import RunFolder, open_run_folder
@@ -42,6 +43,7 @@ class LoadedRun:
     data: DataConfig
     eval_batch_size: int
     saved: dict[str, Any] = field(default_factory=dict)
+    knowledge: Any = None  # data.knowledge.Injector over final/knowledge/, or None
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
@@ -81,6 +83,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         DataConfig.model_validate(saved["data"]),
         int(saved.get("eval_batch_size", 64)),
         saved,
+        open_saved_knowledge(saved, run_folder.final),
     )
 
 
@@ -108,6 +111,7 @@ class Predictor:
     source: Path
     saved: dict[str, Any]
     precision: str = "fp32"  # of the forward pass: fp32, bf16 (PyTorch autocast) or int8/fp32 ONNX
+    knowledge: Any = None  # data.knowledge.Injector: the facts training attached, or None
 
 
 def use_bf16(precision: str) -> bool:
@@ -199,6 +203,7 @@ def from_run(loaded: LoadedRun, precision: str = "auto") -> Predictor:
         loaded.run.root,
         loaded.saved,
         "bf16" if bf16 else "fp32",
+        loaded.knowledge,
     )
 
 
@@ -281,4 +286,5 @@ def open_export(
         path,
         saved,
         "int8" if fmt == "int8" else "bf16" if bf16 else "fp32",
+        open_saved_knowledge(saved, path),
     )

@@ -44,6 +44,8 @@ def predict_outputs(
     if predictor.data.clean.normalize:
         for example in examples:
             clean_example(example)
+    if predictor.knowledge is not None:  # the same facts as in training, from the run's graph
+        predictor.knowledge.attach(examples, task.kind)
     encoded = task.encode(examples, tokenizer, predictor.data.max_length)
     outputs: list[Any] = [None] * len(encoded)
     for indices in sorted_batches(encoded.lengths, batch_size or predictor.batch_size):

@@ -64,6 +64,8 @@ def compare(reference: Predictor, exported: Predictor, examples: list[Example]) 
     if reference.data.clean.normalize:
         for example in examples:
             clean_example(example)
+    if reference.knowledge is not None:
+        reference.knowledge.attach(examples, task.kind)
     encoded = task.encode(examples, tokenizer, reference.data.max_length)
     worst, agree, total = 0.0, 0, 0
     for indices in sorted_batches(encoded.lengths, reference.batch_size):

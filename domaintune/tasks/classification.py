@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from domaintune.config.sections import ClassificationTaskConfig
 from domaintune.data.collate import pad_inputs
 from domaintune.data.encode import Encoded
+from domaintune.data.knowledge import facts_that_fit
 from domaintune.data.labels import build_label_list, check_known_labels, split_multi_label
 from domaintune.data.pipeline import RawSplits
 from domaintune.data.readers import Example
@@ -108,7 +109,12 @@ class ClassificationTask:
         return model
 
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
-        """Tokenise texts (and pairs) in one fast-tokenizer call; attach label arrays."""
+        """Tokenise texts (and pairs) in one fast-tokenizer call; attach label arrays.
+
+        Attached knowledge (``data/knowledge.py``): the facts that fit in ``max_length`` form
+        the second segment, or follow the pair's second text; the text itself is never cut
+        for them.
+        """
         texts = [e["text"] for e in examples]
         pairs = (
             [e.get("text_pair", "") for e in examples]
@@ -116,6 +122,25 @@ class ClassificationTask:
             else None
         )
         enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+        extra = (
+            0
+            if pairs is not None
+            else tokenizer.num_special_tokens_to_add(pair=True)
+            - (tokenizer.num_special_tokens_to_add())
+        )
+        used = [len(ids) for ids in enc["input_ids"]]
+        facts = facts_that_fit(tokenizer, examples, used, max_length, extra)
+        paired = [i for i, f in enumerate(facts) if f]
+        if paired:  # only the examples with facts are tokenised again, as pairs
+            seconds = [
+                " ".join(filter(None, (pairs[i] if pairs else "", facts[i]))) for i in paired
+            ]
+            fitted = tokenizer(
+                [texts[i] for i in paired], seconds, truncation="only_second", max_length=max_length
+            )
+            for key in enc:
+                for j, i in enumerate(paired):
+                    enc[key][i] = fitted[key][j]
         features: dict[str, list[np.ndarray]] = {
             "input_ids": [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
         }

@@ -22,6 +22,7 @@ from domaintune.data.encode import Encoded
 from domaintune.data.pipeline import RawSplits
 from domaintune.data.readers import Example, Kind
 from domaintune.errors import RunError
+from domaintune.tasks.knowledge_masking import choose_units, mention_units
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -59,7 +60,10 @@ class LanguageModelingTask:
 
     def state(self) -> dict[str, Any]:
         """The resolved objective and the masking options that change encoding."""
-        return {"objective": self.objective, "whole_word_masking": self.cfg.whole_word_masking}
+        state = {"objective": self.objective, "whole_word_masking": self.cfg.whole_word_masking}
+        if self.cfg.knowledge_masking:
+            state["knowledge_masking"] = True
+        return state
 
     # ----------------------------------------------------------------------------- model
     def auto_class(self) -> Any:
@@ -91,7 +95,8 @@ class LanguageModelingTask:
         if not texts:
             return Encoded({"input_ids": []})
         mlm = self.objective == "mlm"
-        wwm = mlm and self.cfg.whole_word_masking
+        knowledge = mlm and self.cfg.knowledge_masking  # implies whole words
+        wwm = mlm and (self.cfg.whole_word_masking or knowledge)
         enc = tokenizer(
             texts,
             add_special_tokens=mlm,
@@ -102,16 +107,24 @@ class LanguageModelingTask:
         eos = tokenizer.eos_token_id
         docs: list[np.ndarray] = []
         starts: list[np.ndarray] = []
+        entity: list[np.ndarray] = []
         for i, ids in enumerate(enc["input_ids"]):
             if not mlm and eos is not None and (not ids or ids[-1] != eos):
                 ids = [*ids, eos]
             docs.append(np.asarray(ids, dtype=np.int32))
             if wwm:
-                starts.append(_word_starts(texts[i], enc.word_ids(i), enc["offset_mapping"][i]))
+                offsets = enc["offset_mapping"][i]
+                start = _word_starts(texts[i], enc.word_ids(i), offsets)
+                if knowledge:
+                    start, flags = mention_units(start, offsets, examples[i].get("mentions", []))
+                    entity.append(flags)
+                starts.append(start)
         ids_all = np.concatenate(docs)
         features = {"input_ids": _blocks(ids_all, max_length)}
         if wwm:
             features["word_start"] = _blocks(np.concatenate(starts), max_length)
+        if knowledge:
+            features["entity"] = _blocks(np.concatenate(entity), max_length)
         return Encoded(features)
 
     def bind(self, model_type: str, tokenizer: Any) -> None:
@@ -120,6 +133,11 @@ class LanguageModelingTask:
             self.objective = objective_for(model_type)
         specials = np.asarray(sorted(set(tokenizer.all_special_ids)), dtype=np.int64)
         mask = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else -1
+        if self.cfg.knowledge_masking and self.objective != "mlm":
+            raise RunError(
+                f"task.knowledge_masking: true needs objective mlm, not {self.objective!r} → "
+                "use an encoder with objective mlm, or set knowledge_masking: false"
+            )
         if self.objective == "mlm" and mask < 0:
             raise RunError(
                 "task.objective: 'mlm': the tokenizer has no mask token → use objective "
@@ -161,7 +179,11 @@ class LanguageModelingTask:
             starts = torch.from_numpy(_pad_starts(features["word_start"], width))
             word = torch.cumsum(starts, dim=1) - 1  # (B, T) word index within the block
             draws = torch.gather(draws, 1, word.clamp(min=0))  # all pieces share their draw
-        chosen = candidate & (draws < self.cfg.mask_probability)  # (B, T)
+        if "entity" in features:  # knowledge masking: linked mentions first, then words
+            entity = torch.from_numpy(_pad_starts(features["entity"], width, fill=0))
+            chosen = choose_units(candidate, word, draws, entity, self.cfg.mask_probability)
+        else:
+            chosen = candidate & (draws < self.cfg.mask_probability)  # (B, T)
         positions = chosen.reshape(-1).nonzero().squeeze(1)  # (N,)
         labels = ids.reshape(-1)[positions].clone()
         flat = ids.reshape(-1).clone()
@@ -264,8 +286,8 @@ def _word_starts(text: str, word_ids: list[int | None], offsets: list[tuple[int,
     return out
 
 
-def _pad_starts(starts: list[np.ndarray], width: int) -> np.ndarray:
-    out = np.ones((len(starts), width), dtype=np.int64)
+def _pad_starts(starts: list[np.ndarray], width: int, fill: int = 1) -> np.ndarray:
+    out = np.full((len(starts), width), fill, dtype=np.int64)
     for row, s in enumerate(starts):
         out[row, : len(s)] = s
     return out

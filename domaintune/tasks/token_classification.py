@@ -18,8 +18,7 @@ from domaintune.errors import DataError
 from domaintune.evaluation.metrics import entity_metrics
 from domaintune.models.crf import CRF, CRFTagger
 from domaintune.tasks.crf_head import crf_loss, crf_state, crf_tags, new_crf
-
-IGNORE = -100
+from domaintune.tasks.token_encode import IGNORE, encode_tokens
 
 
 class TokenClassificationTask:
@@ -108,49 +107,12 @@ class TokenClassificationTask:
         return model
 
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:
-        """Tokenise pre-split words (or raw text) and align tags to first sub-words."""
-        if examples and "tokens" not in examples[0]:
-            enc = tokenizer(
-                [e["text"] for e in examples],
-                truncation=True,
-                max_length=max_length,
-                return_offsets_mapping=True,
-            )
-        else:
-            enc = tokenizer(
-                [e["tokens"] for e in examples],
-                is_split_into_words=True,
-                truncation=True,
-                max_length=max_length,
-            )
-        index = {label: i for i, label in enumerate(self.labels)}
-        features: dict[str, list[np.ndarray]] = {"input_ids": [], "word_ids": []}
-        if "offset_mapping" in enc:
-            features["offsets"] = [
-                np.asarray(o, dtype=np.int32).reshape(-1) for o in enc["offset_mapping"]
-            ]
-        with_tags = bool(examples) and "tags" in examples[0]
-        if with_tags:
-            features["labels"] = []
-        for row, example in enumerate(examples):
-            word_ids = enc.word_ids(row)
-            features["input_ids"].append(np.asarray(enc["input_ids"][row], dtype=np.int32))
-            # -1 marks special tokens and non-first sub-words: those positions carry no tag.
-            first = [-1] * len(word_ids)
-            previous = None
-            for pos, word in enumerate(word_ids):
-                if word is not None and word != previous:
-                    first[pos] = word
-                previous = word
-            features["word_ids"].append(np.asarray(first, dtype=np.int32))
-            if with_tags:
-                tags = example["tags"]
-                features["labels"].append(
-                    np.asarray(
-                        [index[tags[w]] if w >= 0 else IGNORE for w in first], dtype=np.int64
-                    )
-                )
-        return Encoded(features)
+        """Tokenise pre-split words (or raw text), align tags to first sub-words, append facts.
+
+        See ``tasks.token_encode``: attached knowledge becomes a second segment whose positions
+        carry no word and no tag.
+        """
+        return encode_tokens(examples, tokenizer, max_length, self.labels)
 
     def collate(
         self, features: dict[str, list[np.ndarray]], pad_token_id: int, training: bool = False

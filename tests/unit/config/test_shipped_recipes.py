@@ -36,6 +36,7 @@ def test_shipped_recipe_builtin_data_exists(path: Path) -> None:
     for recipe in _recipes(path):
         sections = [recipe.data, *(t.data for t in getattr(recipe.task, "tasks", []))]
         for data in sections:  # a multi-task recipe has a data section per task
-            for spec in (data.train, data.validation, data.test, data.reference_text):
+            graph = data.knowledge.file if data.knowledge is not None else None
+            for spec in (data.train, data.validation, data.test, data.reference_text, graph):
                 if spec is not None and spec.startswith(BUILTIN_PREFIX):
                     assert resolve_path(spec).is_file(), spec
