@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/multitask.py --jobs 2
 	$(PY) bench/augment.py --jobs 2
 	$(PY) bench/knowledge.py --jobs 2
+	$(PY) bench/generation.py
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench
