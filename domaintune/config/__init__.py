@@ -11,6 +11,7 @@ from domaintune.config.methods import (
     LoraConfig,
     MethodConfig,
     PrefixConfig,
+    PromptingConfig,
     PromptTuningConfig,
 )
 from domaintune.config.multitask import MultiTaskConfig, SubTaskConfig, TaskConfig
@@ -60,6 +61,7 @@ __all__ = [
     "PGDConfig",
     "PrefixConfig",
     "PromptTuningConfig",
+    "PromptingConfig",
     "Recipe",
     "SingleTaskConfig",
     "SubTaskConfig",

@@ -65,6 +65,11 @@ def load_splits(cfg: DataConfig, kind: Kind) -> RawSplits:
                 splits[name] = examples
                 origins.setdefault(name, f"{origins['train']} (split, seed {cfg.split.seed})")
         stats["split_from_train"] = missing
+    if cfg.few_shot is not None:
+        from domaintune.data.few_shot import sample_few_shot
+
+        splits["train"] = sample_few_shot(splits["train"], cfg.few_shot, origins["train"])
+        stats["few_shot"] = {"k": cfg.few_shot.k, "seed": cfg.few_shot.seed}
     stats["sizes"] = {name: len(examples) for name, examples in splits.items()}
     return RawSplits(splits=splits, origins=origins, stats=stats)
 
