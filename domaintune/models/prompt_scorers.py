@@ -12,8 +12,8 @@ loss, probabilities and metrics apply unchanged:
   prompt's continuation.
 
 Written by hand: transformers' ``fill-mask`` and ``zero-shot-classification`` pipelines score
-outside the model (no gradient, no batching with our collator) and the latter needs an NLI
-model. Several words for one label are combined by log-sum-exp (the probability of any).
+without gradients, outside our batches, and the latter needs an NLI model. A label's several
+words are combined by log-sum-exp (the probability of any).
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ def _ragged(groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     flat = torch.tensor([i for g in groups for i in g], dtype=torch.long)
     owner = torch.tensor([c for c, g in enumerate(groups) for _ in g], dtype=torch.long)
     return flat, owner
+
+
+def padded(rows: list[list[int]]) -> torch.Tensor:
+    """Ragged id lists as one (R, T) tensor, -1 where a row has ended."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), -1, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
 
 
 def _combine(scores: torch.Tensor, owner: torch.Tensor, labels: int) -> torch.Tensor:
@@ -168,11 +176,7 @@ class SimilarityScorer(_Scorer):
         parts = body_and_head(model, "mlm")
         base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
         self._body = parts[0] if parts is not None else base.base_model
-        width = max(len(t) for t in label_texts)
-        ids = torch.full((len(label_texts), width), -1, dtype=torch.long)
-        for row, text in enumerate(label_texts):
-            ids[row, : len(text)] = torch.tensor(text)
-        self.register_buffer("texts", ids, persistent=False)  # (W, T) with -1 padding
+        self.register_buffer("texts", padded(label_texts), persistent=False)  # (W, T)
         self.register_buffer("owner", torch.tensor(owner), persistent=False)  # (W,)
         self.labels = max(owner) + 1
         self.scale = scale
@@ -234,16 +238,9 @@ class LabelLikelihoodScorer(_Scorer):
             )
         self._parts = parts
         # transformers 5.x renamed the KV-cache argument and output from past_key_values
-        self._cache = (
-            "cache"
-            if "cache" in inspect.signature(parts[0].forward).parameters
-            else "past_key_values"
-        )
-        width = max(len(w) for w in words)
-        ids = torch.full((len(words), width), -1, dtype=torch.long)
-        for row, word in enumerate(words):
-            ids[row, : len(word)] = torch.tensor(word)
-        self.register_buffer("continuations", ids, persistent=False)  # (W, M), -1 padding
+        names = inspect.signature(parts[0].forward).parameters
+        self._cache = "cache" if "cache" in names else "past_key_values"
+        self.register_buffer("continuations", padded(words), persistent=False)  # (W, M)
         self.register_buffer("owner", torch.tensor(owner), persistent=False)  # (W,)
         self.labels = max(owner) + 1
         self.normalize = normalize
@@ -268,7 +265,13 @@ class LabelLikelihoodScorer(_Scorer):
         tokens = cont.clamp(min=0)
         logp = first[:, tokens[:, 0]].unsqueeze(-1)  # (B, W, 1)
         if need_cache:
-            cache = out[self._cache]
+            cache = out.get(self._cache)
+            if cache is None:  # transformers turns the cache off under gradient checkpointing
+                raise ModelError(
+                    "method: prompting: label_likelihood scoring needs the KV cache, which "
+                    "gradient checkpointing turns off in training → set "
+                    "model.gradient_checkpointing: false"
+                )
             cache.batch_repeat_interleave(words)  # rows: (b0 w0, b0 w1, ..., b1 w0, ...)
             feed = tokens[:, :-1].repeat(batch, 1)  # (B W, M - 1)
             feed_mask = torch.cat(

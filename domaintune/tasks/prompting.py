@@ -226,14 +226,13 @@ class PromptTask:
 
     def _calibration_rows(self) -> torch.Tensor:
         """Content-free prompts (R, T) with -1 padding."""
+        from domaintune.models import prompt_scorers
+
         assert self.plan is not None
         rows = prompt_plan.encode_texts(
             self.plan, self._tokenizer, list(prompt_plan.CONTENT_FREE), 10**6, "calibration"
         )
-        out = torch.full((len(rows), max(len(r) for r in rows)), -1, dtype=torch.long)
-        for i, row in enumerate(rows):
-            out[i, : len(row)] = torch.from_numpy(row.astype(np.int64))
-        return out
+        return prompt_scorers.padded([[int(i) for i in row] for row in rows])
 
     # -------------------------------------------------------------------------- encoding
     def encode(self, examples: list[Example], tokenizer: Any, max_length: int) -> Encoded:

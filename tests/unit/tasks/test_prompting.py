@@ -196,3 +196,20 @@ def test_chat_models_get_turns_and_an_end_of_turn(tiny_llama: Path) -> None:
     assert plan.rendered[1] == " </s> assistant : "
     assert plan.words == [tok("bad </s>")["input_ids"], tok("good </s>")["input_ids"]]
     assert plan.words[0][-1] == tok.eos_token_id
+
+
+def test_label_likelihood_refuses_gradient_checkpointing_in_training(tiny_llama: Path) -> None:
+    """transformers turns the KV cache off under checkpointing: an error, not wrong scores."""
+    from transformers import AutoModelForCausalLM
+
+    from domaintune.errors import ModelError
+
+    task, tok = prompt_task(
+        tiny_llama, "llama", verbalizer={"negative": "weak result", "positive": "good"}
+    )
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    model.gradient_checkpointing_enable()
+    module = task.wrap(model).train()
+    batch = task.collate(task.encode([{"text": t} for t in TEXTS], tok, 64).features, 0)
+    with pytest.raises(ModelError, match="gradient_checkpointing: false"):
+        module(**batch)
