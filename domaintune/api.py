@@ -86,9 +86,10 @@ def resolve_precision(precision: str) -> str:
 
 def prepare_data(recipe: Recipe) -> tuple[Any, RawSplits]:
     """Build the task and read, clean, split and label-check the recipe's data."""
+    from domaintune.methods import adapt_task
     from domaintune.tasks import build_task
 
-    task = build_task(recipe.task)
+    task = adapt_task(build_task(recipe.task), recipe.method)  # prompting re-encodes the task
     own_data = getattr(task, "load_splits", None)  # multi-task: every task reads its own data
     if own_data is not None:
         raw = own_data()
@@ -245,6 +246,8 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     fresh = set(info.get("missing_keys", []))
+    if hasattr(task, "on_model_loaded"):  # prompting: what the checkpoint lacks picks scoring
+        task.on_model_loaded(model, fresh)
     pretrained = {n for n, _ in model.named_parameters()} - fresh
     fresh_params = [p for n, p in model.named_parameters() if n in fresh]
     method = METHODS[recipe.method.name]

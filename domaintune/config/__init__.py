@@ -20,6 +20,7 @@ from domaintune.config.methods import (
     LoraConfig,
     MethodConfig,
     PrefixConfig,
+    PromptingConfig,
     PromptTuningConfig,
 )
 from domaintune.config.multitask import (
@@ -80,6 +81,7 @@ __all__ = [
     "PGDConfig",
     "PrefixConfig",
     "PromptTuningConfig",
+    "PromptingConfig",
     "Recipe",
     "SingleTaskConfig",
     "SubTaskConfig",

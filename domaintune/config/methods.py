@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from domaintune.config.sections import Section
 
@@ -190,6 +190,107 @@ class AdapterConfig(Section):
     )
 
 
+PROMPT_TEXT = "{text}"  # where a template puts the example's text
+PROMPT_MASK = "[MASK]"  # where a cloze template puts the mask (the tokenizer's own mask token)
+
+
+class PromptingConfig(Section):
+    """Prompt-based classification: templates and verbalisers (docs/prompting.md).
+
+    Encoders score the verbaliser words at a ``[MASK]`` (PET-style cloze) or by similarity to
+    the label texts; decoders score each verbalised label as a continuation of the prompt.
+    """
+
+    name: Literal["prompting"] = Field(description="Method name.")
+    mode: Literal["finetune", "zero_shot", "in_context"] = Field(
+        "finetune",
+        description="finetune: train the model through the prompt (cross-entropy over the "
+        "labels' scores); zero_shot: no training, the pretrained model scores the labels; "
+        "in_context (decoders): no training, 'demonstrations' training examples per label are "
+        "put in the prompt.",
+    )
+    scoring: Literal["auto", "cloze", "cloze_embeddings", "similarity", "label_likelihood"] = Field(
+        "auto",
+        description="How labels are scored. cloze: the MLM head's logits of the "
+        "verbaliser words at [MASK]; cloze_embeddings: the [MASK] hidden state against the "
+        "words' input embeddings (no MLM head); similarity: cosine of the mean-pooled "
+        "prompt and verbaliser texts; label_likelihood (decoders): log-probability of each "
+        "verbaliser as the prompt's continuation. auto: label_likelihood for decoders, "
+        "cloze for encoders whose checkpoint has its MLM head, similarity for encoders "
+        "without one (MiniLM; measured in docs/prompting.md).",
+    )
+    template: str | None = Field(
+        None,
+        description="The prompt of one example: '{text}' once, and '[MASK]' once for cloze "
+        "scoring. null: encoders '{text} It was [MASK].', decoders 'Text: {text}\\nAnswer:'. "
+        "Only the text is truncated to data.max_length, never the template.",
+    )
+    instruction: str | None = Field(
+        None,
+        description="Decoders: text once before the examples; '{labels}' becomes the "
+        "verbaliser words joined by ', '. null: 'Classify the text into one of these "
+        "categories: {labels}.' Chat models get instruction, demonstrations and example as "
+        "chat turns (their chat template); others as plain text.",
+    )
+    verbalizer: dict[str, str | list[str]] | None = Field(
+        None,
+        description="Label -> word (or list of words, scored together by log-sum-exp) that "
+        "stands for it; every label of the data needs one. null: the label names themselves "
+        "('_' as a space). Cloze scoring uses a word's first sub-token (two labels may not share "
+        "it).",
+    )
+    demonstrations: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="in_context: training examples per label rendered into every prompt (drawn "
+        "once with demonstration_seed, saved with the run); the prompt must fit data.max_length.",
+    )
+    demonstration_seed: int = Field(0, description="in_context: seed of the demonstrations.")
+    length_normalize: bool = Field(
+        True,
+        description="label_likelihood: score a label by its mean token log-probability (True) "
+        "or the sum (False); the mean does not favour labels with fewer tokens.",
+    )
+    calibrate: bool | None = Field(
+        None,
+        description="Contextual calibration (Zhao et al., 2021): divide the label "
+        "probabilities by those of content-free inputs ('N/A' and an empty text) in the same "
+        "prompt. null: on for zero_shot and in_context, off for finetune.",
+    )
+    similarity_scale: float = Field(
+        20.0,
+        gt=0,
+        le=1000,
+        description="similarity: cosine similarities are multiplied by this before the softmax "
+        "(the usual sentence-transformers scale).",
+    )
+    adapter: Literal["none", "lora"] = Field(
+        "none",
+        description="finetune: none trains every parameter; lora trains LoRA matrices on every "
+        "linear layer (and the norms), merged into final/ (set train.lr about 5e-4).",
+    )
+    lora_r: int = Field(8, ge=1, le=1024, description="adapter lora: rank.")
+    lora_alpha: float = Field(16.0, gt=0, description="adapter lora: scaling numerator.")
+
+    @model_validator(mode="after")
+    def _template_slots(self) -> PromptingConfig:
+        if self.template is not None:
+            if self.template.count(PROMPT_TEXT) != 1:
+                raise ValueError(f"template must contain {PROMPT_TEXT} exactly once")
+            if self.template.count(PROMPT_MASK) > 1:
+                raise ValueError(f"template may contain {PROMPT_MASK} once at most")
+            if self.scoring in ("cloze", "cloze_embeddings") and PROMPT_MASK not in self.template:
+                raise ValueError(f"cloze scoring needs {PROMPT_MASK} in the template")
+        for label, words in (self.verbalizer or {}).items():
+            listed = [words] if isinstance(words, str) else words
+            if not listed or not all(w.strip() for w in listed):
+                raise ValueError(f"verbalizer: {label!r}: give a non-empty word")
+        if self.mode != "finetune" and self.adapter != "none":
+            raise ValueError(f"adapter {self.adapter!r} trains: it needs mode finetune")
+        return self
+
+
 MethodConfig = Annotated[
     FullConfig
     | FreezeConfig
@@ -199,7 +300,8 @@ MethodConfig = Annotated[
     | IA3Config
     | PrefixConfig
     | PromptTuningConfig
-    | AdapterConfig,
+    | AdapterConfig
+    | PromptingConfig,
     Field(discriminator="name"),
 ]
 
@@ -217,6 +319,7 @@ DEFAULT_LR: dict[str, float] = {
     "prefix": 3e-3,
     "prompt_tuning": 1e-2,
     "adapter": 1e-3,
+    "prompting": 1e-4,  # finetune, every parameter (measured: docs/prompting.md)
 }
 DEFAULT_LR_BY_TASK: dict[tuple[str, str], float] = {
     # ncbi-disease dev entity F1 (seed 42): 5e-5 0.811, 1e-4 0.828, 2e-4 0.837

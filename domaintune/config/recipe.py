@@ -82,6 +82,19 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
+    def _few_shot_needs_classes(self) -> Recipe:
+        pairs = [(self.task, self.data)] + [
+            (t.task, t.data) for t in getattr(self.task, "tasks", [])
+        ]
+        for task, data in pairs:
+            if data.few_shot is not None and getattr(task, "problem", None) != "single_label":
+                raise ValueError(
+                    "data.few_shot samples k examples per class → use it with task "
+                    "classification, problem single_label"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _knowledge_fits_task(self) -> Recipe:
         """``data.knowledge`` is injected (tasks) or masked (``task.knowledge_masking``)."""
         if isinstance(self.task, MultiTaskConfig):

@@ -174,6 +174,13 @@ class ReplayConfig(Section):
     seed: int = Field(0, description="Seed of the sample.")
 
 
+class FewShotConfig(Section):
+    """Few-shot learning: keep k training examples per class (validation and test stay whole)."""
+
+    k: int = Field(ge=1, le=100_000, description="Training examples kept per class.")
+    seed: int = Field(0, description="Seed of the sample: one seed, one training set.")
+
+
 class DataConfig(Section):
     """Where the data is and how to read it."""
 
@@ -239,6 +246,12 @@ class DataConfig(Section):
         None,
         description="Knowledge injection from a triples file: linked entities' facts appended "
         "to every split's inputs (and at prediction); language modelling: knowledge masking.",
+    )
+    few_shot: FewShotConfig | None = Field(
+        None,
+        description="Single-label classification: train on k examples per class, sampled "
+        "from the training split by seed (after validation/test are split off it); an error "
+        "if a class has fewer than k.",
     )
     cache_dir: str | None = Field(
         None,

@@ -76,6 +76,11 @@ def load_splits(cfg: DataConfig, kind: Kind) -> RawSplits:
             cover=types,
         )
         stats["train_subset"] = {**cfg.train_subset.model_dump(), "from": before}
+    if cfg.few_shot is not None:
+        from domaintune.data.few_shot import sample_few_shot
+
+        splits["train"] = sample_few_shot(splits["train"], cfg.few_shot, origins["train"])
+        stats["few_shot"] = {"k": cfg.few_shot.k, "seed": cfg.few_shot.seed}
     stats["sizes"] = {name: len(examples) for name, examples in splits.items()}
     return RawSplits(splits=splits, origins=origins, stats=stats)
 

@@ -31,7 +31,13 @@ def export_run(
             f"--format: {format!r}: unknown export format → use one of {', '.join(EXPORTERS)}"
         )
     run = open_run_folder(Path(run_dir))
-    task = json.loads((run.final / RUN_FILE).read_text(encoding="utf-8"))["task"]["name"]
+    saved = json.loads((run.final / RUN_FILE).read_text(encoding="utf-8"))
+    task = saved["task"]["name"]
+    if saved.get("method", {}).get("config", {}).get("name") == "prompting":
+        raise ConfigError(
+            f"{run.root}: method: 'prompting': exports hold a plain model and lose the prompt "
+            "→ predict and serve from the run folder itself"
+        )
     if task not in {"classification", "token_classification"}:
         raise ConfigError(
             f"{run.root}: task: {task!r}: exports cover classification and token "

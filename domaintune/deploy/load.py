@@ -91,11 +91,18 @@ def build_saved_task(saved: dict[str, Any]) -> Any:
     """The task of a saved ``domaintune.json`` (labels, thresholds, CRF scores restored)."""
     from pydantic import TypeAdapter
 
+    from domaintune.config.methods import MethodConfig
     from domaintune.config.multitask import TaskConfig
+    from domaintune.methods import adapt_task
     from domaintune.tasks import build_task
 
     task_cfg: Any = TypeAdapter(TaskConfig).validate_python(saved["task"])
-    return build_task(task_cfg, saved["state"])
+    task = build_task(task_cfg, saved["state"])
+    method = saved.get("method", {}).get("config")
+    if method is None:
+        return task
+    method_cfg: Any = TypeAdapter(MethodConfig).validate_python(method)
+    return adapt_task(task, method_cfg, saved["state"])
 
 
 @dataclass
@@ -191,14 +198,18 @@ def onnx_logits(
 
 
 def from_run(loaded: LoadedRun, precision: str = "auto") -> Predictor:
-    """A PyTorch predictor over a loaded run (``precision``: see :func:`use_bf16`)."""
+    """A PyTorch predictor over a loaded run (``precision``: see :func:`use_bf16`).
+
+    The model runs as the task wraps it in training (prompting scores its labels there; a CRF
+    tagger's wrap gives the same emissions as the model).
+    """
     bf16 = use_bf16(precision)
     return Predictor(
         loaded.task,
         loaded.tokenizer,
         loaded.data,
         loaded.eval_batch_size,
-        torch_logits(loaded.model, bf16),
+        torch_logits(loaded.task.wrap(loaded.model), bf16),
         "torch",
         loaded.run.root,
         loaded.saved,

@@ -17,11 +17,23 @@ A method module provides:
   ``on_train_begin(total_steps, steps_per_epoch, step)``, ``on_step_begin(step, epoch)``,
   ``on_step_end(step)`` (after the optimizer step, before gradients are cleared) and
   ``loss(model, batch, outputs)`` (an extra loss term, like an objective's).
+- optional ``adapt_task(task, cfg, state) -> task``: a method that changes what the task
+  encodes and scores (prompting) returns the task it works through; see :func:`adapt_task`.
 """
 
 from types import ModuleType
+from typing import Any
 
-from domaintune.methods import adapters, bitfit, freeze, full, peft, prefix, soft_prompt
+from domaintune.methods import (
+    adapters,
+    bitfit,
+    freeze,
+    full,
+    peft,
+    prefix,
+    prompting,
+    soft_prompt,
+)
 
 # name -> method module (see the module docstring for the functions each provides).
 METHODS: dict[str, ModuleType] = {
@@ -34,6 +46,7 @@ METHODS: dict[str, ModuleType] = {
     "prefix": prefix,
     "prompt_tuning": soft_prompt,
     "adapter": adapters,
+    "prompting": prompting,
 }
 
 
@@ -42,4 +55,14 @@ def can_merge(module: ModuleType) -> bool:
     return not hasattr(module, "base_model")
 
 
-__all__ = ["METHODS", "can_merge"]
+def adapt_task(task: Any, cfg: Any, state: dict[str, Any] | None = None) -> Any:
+    """The task as the method ``cfg`` needs it (most methods: unchanged).
+
+    Called where a task is built: for a new run (``api.prepare_data``) and for a saved one
+    (``deploy.load``, with the run's task ``state``).
+    """
+    hook = getattr(METHODS[cfg.name], "adapt_task", None)
+    return hook(task, cfg, state) if hook is not None else task
+
+
+__all__ = ["METHODS", "adapt_task", "can_merge"]

@@ -16,7 +16,7 @@ from torch import nn
 from transformers.modeling_outputs import ModelOutput
 
 
-def _split(model: nn.Module, objective: str) -> tuple[nn.Module, nn.Module] | None:
+def body_and_head(model: nn.Module, objective: str) -> tuple[nn.Module, nn.Module] | None:
     """The body (hidden states) and the head (hidden → logits), or None if not separable."""
     base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
     config = getattr(base, "config", None)
@@ -46,7 +46,7 @@ class TargetPositionsLM(nn.Module):
         super().__init__()
         self.model = model
         self.objective = objective
-        parts = _split(model, objective)
+        parts = body_and_head(model, objective)
         self.split = parts is not None
         # Keep the parts out of the module tree: they are submodules of self.model already.
         self._parts: tuple[nn.Module, nn.Module] | None = parts

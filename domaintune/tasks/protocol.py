@@ -19,7 +19,9 @@ class Task(Protocol):
     ``load_splits() -> RawSplits`` reads the task's own data instead of the recipe's ``data``;
     ``batch_sampler(train, cfg)`` draws the training batches; ``eval_batches(encoded,
     batch_size)`` groups inference batches; ``export_tasks(module, run_dir, recipe, tokenizer,
-    scores)`` writes extra loadable folders after the final model is saved.
+    scores)`` writes extra loadable folders after the final model is saved. Prompting uses
+    ``on_model_loaded(model, missing_keys)`` (after a new run loads its model, before the method
+    applies: what the checkpoint lacked).
     """
 
     kind: Kind

@@ -105,6 +105,10 @@ def train_loop(
     """
     callbacks = callbacks or []
     own = list(objectives or [])
+    if not any(p.requires_grad for p in model.parameters()) and not objective_modules(own):
+        # Nothing trains (prompting zero-shot or in-context): the run only evaluates.
+        model.to(accelerator.device)
+        return LoopResult(0, 0.0, 0, None, None, False)
     objectives = [*own, *(c for c in callbacks if hasattr(c, "loss"))]
     listeners = [*callbacks, *own]  # a callback with a loss is not an objective twice here
     # A task may draw its own batches (multi-task: one task per batch, tasks mixed by share).
