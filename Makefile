@@ -36,7 +36,7 @@ bench: setup
 	$(PY) bench/multitask.py --jobs 2
 	$(PY) bench/augment.py --jobs 2
 	$(PY) bench/knowledge.py --jobs 2
-	$(PY) bench/generation.py
+	$(PY) bench/generation.py --jobs 2
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench

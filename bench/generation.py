@@ -16,10 +16,29 @@ ROUGE-1/2/L, BLEU, chrF on the 100 test abstracts, the test perplexity of the re
 conclusions, and perplexity on WikiText-2 (``data.reference_text``, 50k tokens) before and after
 (what SFT did to general language), plus training time.
 
+Case ``fewshot``: ``financial-phrasebank`` and ``nicta-piboso`` with ``data.few_shot`` k = 8 and
+32 per class, 5 samplings (few_shot seeds 1-5, the same examples for every variant of a
+sampling), test accuracy and macro-F1 on the whole test split:
+
+* ``head``: plain fine-tuning of MiniLM with a classification head (the reference);
+* ``prompt``: ``method: prompting`` fine-tuning MiniLM through the template (scoring ``auto``:
+  similarity, as MiniLM has no MLM head);
+* ``minilm-zero``: MiniLM zero-shot through the template (no training; once per dataset);
+* ``smollm2-zero`` / ``smollm2-icl``: SmolLM2 zero-shot, and in-context with 2 demonstrations per
+  label drawn from the sampling's k examples (k = 8 only: more demonstrations per label do not
+  fit a 135M model's useful context, and each test sentence is scored with the whole prompt).
+
+Both MiniLM variants share the training settings of the shipped recipe
+``prompting-few-shot.yaml`` (20 epochs, lr 1e-4, batch 8, evaluation every 30 steps on the dev
+split, best dev macro-F1 kept).
+
 Writes ``bench/results/generation.json`` (records ``{case, metric, ours, reference, ratio, unit,
-seeds, command}``; ours = after SFT, reference = before). Runs live in ``bench/work/generation``
-and are reused when finished. ``--smoke``: 24 training rows, 4 steps, 4 test rows.
-Run: ``python bench/generation.py --cases sft``.
+seeds, command}``; sft: ours = after SFT, reference = before; fewshot: ours = the variant,
+reference = ``head``). Runs live in ``bench/work/generation`` (not committed); every finished
+run adds a line to the committed ledger ``bench/results/generation-runs.jsonl`` and is not run
+again (``--fresh`` ignores the ledger). ``--smoke``: tiny data and few steps, into
+``bench/work/generation/smoke``, nothing written to the results.
+Run: ``python bench/generation.py --cases sft fewshot --jobs 2``.
 """
 
 from __future__ import annotations
@@ -32,6 +51,8 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +217,197 @@ def sft_records(runs: dict[int, dict[str, Any]], built: dict[str, Any]) -> list[
     return out
 
 
+LEDGER = ROOT / "bench" / "results" / "generation-runs.jsonl"
+LEDGER_LOCK = threading.Lock()
+SHARED = ROOT.parent / "shared" / "data"
+FEW_SHOT_DATA = {
+    "fpb": ("financial-phrasebank", "{text} It was [MASK]."),
+    "nicta": ("nicta-piboso", "{text} This sentence is about the [MASK]."),
+}
+FEW_SHOT_TRAIN = [
+    "train.epochs=20",
+    "train.lr=1e-4",
+    "train.batch_size=8",
+    "train.warmup_ratio=0.1",
+    "train.eval_every=30",
+    "eval.metric=f1_macro",
+]
+
+
+def ledger(fresh: bool) -> dict[str, dict[str, Any]]:
+    """Finished runs of the committed ledger, by name (the last line of a name wins)."""
+    if fresh or not LEDGER.is_file():
+        return {}
+    lines = [json.loads(x) for x in LEDGER.read_text().splitlines() if x.strip()]
+    return {e["name"]: e for e in lines}
+
+
+def few_shot_args(dataset: str, variant: str, k: int, sampling: int) -> list[str]:
+    """Recipe and overrides of one few-shot run."""
+    folder, template = FEW_SHOT_DATA[dataset]
+    data = [
+        f"data.{split}={SHARED / folder / f'{name}.jsonl'}"
+        for split, name in (("train", "train"), ("validation", "dev"), ("test", "test"))
+    ]
+    common = ["task={name: classification}", *data, "data.max_length=128"]
+    if variant == "head":
+        return [
+            "domaintune/recipes/prompting-few-shot.yaml",
+            *common,
+            "method={name: full}",
+            f"data.few_shot={{k: {k}, seed: {sampling}}}",
+            *FEW_SHOT_TRAIN,
+        ]
+    if variant == "prompt":
+        method = f'method={{name: prompting, mode: finetune, template: "{template}"}}'
+        return [
+            "domaintune/recipes/prompting-few-shot.yaml",
+            *common,
+            method,
+            f"data.few_shot={{k: {k}, seed: {sampling}}}",
+            *FEW_SHOT_TRAIN,
+        ]
+    if variant == "minilm-zero":
+        method = f'method={{name: prompting, mode: zero_shot, template: "{template}"}}'
+        return [
+            "domaintune/recipes/prompting-few-shot.yaml",
+            *common,
+            method,
+            "data.few_shot=null",
+            "eval.metric=f1_macro",
+        ]
+    # SmolLM2: the shipped in-context recipe's instruction, with this dataset's labels
+    mode = "zero_shot" if variant == "smollm2-zero" else "in_context"
+    instruction = (
+        "Classify the sentiment of the financial news sentence for investors as one of: {labels}."
+        if dataset == "fpb"
+        else "Classify the role of this sentence from a medical abstract as one of: {labels}."
+    )
+    method = (
+        f"method={{name: prompting, mode: {mode}, demonstrations: 2, "
+        f'instruction: "{instruction}", template: "Sentence: {{text}}"}}'
+    )
+    few = [f"data.few_shot={{k: {k}, seed: {sampling}}}"] if mode == "in_context" else []
+    return [
+        "domaintune/recipes/prompting-smollm2-in-context.yaml",
+        *data,
+        "data.max_length=512",
+        method,
+        *few,
+        "eval.metric=f1_macro",
+    ]
+
+
+def few_shot_runs(k_values: list[int], samplings: list[int]) -> list[tuple[str, str, int, int]]:
+    """Every (dataset, variant, k, sampling) of the few-shot case, in run order."""
+    runs = []
+    for dataset in FEW_SHOT_DATA:
+        runs += [(dataset, "minilm-zero", 0, 0), (dataset, "smollm2-zero", 0, 0)]
+        for k in k_values:
+            for s in samplings:
+                runs += [(dataset, "head", k, s), (dataset, "prompt", k, s)]
+                if k == 8:
+                    runs.append((dataset, "smollm2-icl", k, s))
+    return runs
+
+
+def few_shot_run(
+    job: tuple[str, str, int, int], work: Path, threads: int, smoke: bool, fresh: bool
+) -> dict[str, Any] | None:
+    """Run one few-shot training/evaluation unless the ledger has it; its ledger entry."""
+    dataset, variant, k, sampling = job
+    name = f"fewshot/{dataset}/{variant}/k{k}-s{sampling}"
+    known = ledger(fresh or smoke).get(name)
+    if known is not None:
+        return known
+    folder = work / name
+    args = few_shot_args(dataset, variant, k, sampling)
+    if smoke:
+        args += ["train.max_steps=3", "train.eval_every=3"]
+    if not (folder / "results.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        cmd = [
+            *CLI,
+            "train",
+            *args,
+            f"train.threads={threads}",
+            f"train.seed={sampling or 42}",
+            "-o",
+            str(folder),
+            "--overwrite",
+        ]
+        with folder.with_suffix(".log").open("w") as log:
+            done = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        print(f"  {name}: rc {done.returncode}", flush=True)
+        if done.returncode != 0:
+            return None
+    results = json.loads((folder / "results.json").read_text())
+    entry = {
+        "name": name,
+        "test": {m: results["test"][m] for m in ("accuracy", "f1_macro")},
+        "validation": {m: results["validation"].get(m) for m in ("accuracy", "f1_macro")},
+        "seconds": round(results["train"]["seconds"], 1),
+        "threads": threads,
+        "args": args,
+    }
+    if not smoke:
+        with LEDGER_LOCK, LEDGER.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+    return entry
+
+
+def few_shot_records(
+    entries: dict[str, dict[str, Any]], samplings: list[int]
+) -> list[dict[str, Any]]:
+    """Records per dataset and k: each variant (mean over samplings) against ``head``."""
+    from bench.foundation import machine
+
+    out = []
+    for dataset in FEW_SHOT_DATA:
+        for k in (8, 32):
+
+            def values(variant: str, metric: str, kk: int = k, ds: str = dataset) -> list[float]:
+                names = (
+                    [f"fewshot/{ds}/{variant}/k0-s0"]
+                    if variant in ("minilm-zero", "smollm2-zero")
+                    else [f"fewshot/{ds}/{variant}/k{kk}-s{s}" for s in samplings]
+                )
+                return [entries[n]["test"][metric] for n in names if n in entries]
+
+            for metric in ("accuracy", "f1_macro"):
+                ref = values("head", metric)
+                if not ref:
+                    continue
+                for variant in ("prompt", "minilm-zero", "smollm2-zero", "smollm2-icl"):
+                    ours = values(variant, metric)
+                    if not ours or (variant == "smollm2-icl" and k != 8):
+                        continue
+                    out.append(
+                        {
+                            "case": f"fewshot-{dataset}-k{k}/{variant}",
+                            "metric": f"test_{metric}",
+                            "ours": round(statistics.mean(ours), 4),
+                            "reference": round(statistics.mean(ref), 4),
+                            "ratio": round(statistics.mean(ours) / statistics.mean(ref), 4),
+                            "unit": "score",
+                            "seeds": samplings,
+                            "command": (
+                                f"python bench/generation.py --cases fewshot (data.few_shot k={k}, "
+                                f"samplings {samplings}; reference: plain head fine-tuning on the "
+                                f"same k examples; {machine()})"
+                            ),
+                            "std": round(statistics.stdev(ours), 4) if len(ours) > 1 else 0.0,
+                            "reference_std": round(statistics.stdev(ref), 4)
+                            if len(ref) > 1
+                            else 0.0,
+                            "per_sampling": [round(v, 4) for v in ours],
+                            "reference_per_sampling": [round(v, 4) for v in ref],
+                        }
+                    )
+    return out
+
+
 def merge(path: Path, new: list[dict[str, Any]]) -> None:
     """Replace the records of the cases in ``new``, keep the others."""
     cases = {r["case"] for r in new}
@@ -206,11 +418,36 @@ def merge(path: Path, new: list[dict[str, Any]]) -> None:
 def main() -> None:
     """Build the data, run the seeds, write the records."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cases", nargs="+", default=["sft"], choices=["sft"])
+    parser.add_argument(
+        "--cases", nargs="+", default=["sft", "fewshot"], choices=["sft", "fewshot"]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    parser.add_argument("--samplings", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--smoke", action="store_true", help="tiny data, 4 steps, seed 42")
+    parser.add_argument("--jobs", type=int, default=1, help="few-shot runs at once (1 thread each)")
+    parser.add_argument("--fresh", action="store_true", help="ignore the committed ledger")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, a few steps, one seed")
     args = parser.parse_args()
+    if "fewshot" in args.cases:
+        samplings = [1] if args.smoke else args.samplings
+        jobs = few_shot_runs([8] if args.smoke else [8, 32], samplings)
+        if args.smoke:
+            jobs = [j for j in jobs if j[0] == "fpb" and j[1] != "smollm2-icl"]
+        threads = 1 if args.jobs > 1 else args.threads
+        work_fs = WORK / ("smoke" if args.smoke else "runs")
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            done = list(
+                pool.map(lambda j: few_shot_run(j, work_fs, threads, args.smoke, args.fresh), jobs)
+            )
+        entries = {e["name"]: e for e in done if e is not None}
+        fs_records = few_shot_records(entries, samplings)
+        for r in fs_records:
+            print(
+                f"  {r['case']:34s} {r['metric']:14s} {r['ours']} ± {r['std']} vs head "
+                f"{r['reference']} ± {r['reference_std']}"
+            )
+        if not args.smoke:
+            merge(RESULTS, fs_records)
     work = WORK / ("smoke" if args.smoke else "runs")
     seeds = [42] if args.smoke else args.seeds
     if "sft" in args.cases:
