@@ -18,6 +18,7 @@ from domaintune.data.augment import AugmentContext
 from domaintune.data.augment_text import alignment_problem, entity_spans
 from domaintune.errors import ConfigError
 from tests.conftest import DISEASES, WORDS, recipe_dict
+from tests.generation_models import make_tiny_bart
 
 WORDS_EN = [w for w in WORDS if w.isascii() and w not in DISEASES]
 
@@ -158,46 +159,8 @@ def test_back_translation_refuses_bad_translators() -> None:
             augment_translate.augment(examples, cfg, _ctx(examples))
 
 
-def _tiny_seq2seq(folder: Path) -> Path:
-    """A 1-layer, 16-wide BART with a word-level tokenizer: random 'translations'."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["<pad>", "<s>", "</s>", "<unk>", *WORDS_EN])}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-    )
-    config = BartConfig(
-        vocab_size=len(vocab),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        decoder_start_token_id=2,
-        forced_eos_token_id=2,
-    )
-    torch.manual_seed(0)
-    BartForConditionalGeneration(config).save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
-    return folder
-
-
 def test_back_translation_with_seq2seq_folders_samples_reproducibly(tmp_path: Path) -> None:
-    folder = str(_tiny_seq2seq(tmp_path / "mt"))
+    folder = str(make_tiny_bart(tmp_path / "mt"))
     examples = [{"text": " ".join(WORDS_EN[i : i + 5]), "label": i % 2} for i in range(12)]
     cfg = BackTranslationConfig(
         name="back_translation",
