@@ -27,7 +27,9 @@ with ncbi test F1 within 2 points of plain). Records are merged into
 ``bench/results/objectives.json`` (cases ``continual-conll-ncbi/<variant>``).
 
 Run: ``python bench/continual.py --jobs 2`` (runs kept in ``bench/work/continual`` and reused,
-so an interrupted benchmark resumes). ``--smoke``: tiny data subsets, a few steps, seed 42,
+so an interrupted benchmark resumes; a finished variant's report files are also kept in git under
+``bench/results/runs/continual`` by ``bench/archive.py``, so it resumes on another checkout, where
+only the stage-1 models of seeds with unfinished variants are trained again). ``--smoke``: tiny data subsets, a few steps, seed 42,
 one grid point each, everything in a temporary folder.
 """
 
@@ -40,11 +42,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import archive  # bench/archive.py: finished runs' report files, kept in git
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work" / "continual"
@@ -63,7 +69,13 @@ GRID: dict[str, list[float]] = {
     "replay": [0.05],
     "distill": [0.5, 1.0, 2.0],
 }
-DONE_WHEN = ("ewc", "replay", "distill")  # the variants the issue's done-when names
+DONE_WHEN = ("ewc", "replay", "distill")
+# The files of a finished variant that the report reads (kept in git by bench/archive.py).
+KEPT = [
+    "pipeline.json",
+    "ncbi/results.json",
+    "ncbi/conll-dev.json",
+]  # the variants the issue's done-when names
 
 
 def stage2_changes(variant: str, value: float, ewc_samples: int) -> dict[str, Any]:
@@ -86,6 +98,7 @@ class Bench:
     def __init__(self, work: Path, data: dict[str, Path], smoke: bool, threads: int) -> None:
         """Remember where runs go, which data files and whether this is a smoke run."""
         self.work, self.data, self.smoke, self.threads = work, data, smoke, threads
+        self.locks = {seed: threading.Lock() for seed in (*SEEDS, 42)}  # one stage-1 run a seed
 
     def recipe(self, name: str) -> dict[str, Any]:
         """A stage recipe with this invocation's data files (and tiny settings with --smoke)."""
@@ -100,21 +113,38 @@ class Bench:
     def stage1(self, seed: int) -> Path:
         """The seed's CoNLL run (trained once, shared by every variant)."""
         folder = self.work / f"conll-s{seed}"
+        with self.locks.setdefault(seed, threading.Lock()):
+            self.train_stage1(seed, folder)
+        return folder
+
+    def needs_stage1(self, seed: int) -> bool:
+        """Whether the seed's plain variant still has to run (then every variant of it will)."""
+        run = Path("plain-0") / f"s{seed}" / "pipeline.json"
+        kept = not self.smoke and (archive.ARCHIVE / "continual" / run).is_file()
+        return not (self.work / run).is_file() and not kept
+
+    def train_stage1(self, seed: int, folder: Path) -> None:
+        """Train the seed's CoNLL run unless its folder has a finished one."""
         if not (folder / "results.json").is_file():
             path = self.work / "pipelines" / f"conll-s{seed}.yaml"  # one file per job
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(self.recipe("conll")))
             self.call(["train", str(path), *self.overrides(seed), "-o", str(folder)], folder)
-        return folder
 
     def overrides(self, seed: int) -> list[str]:
         """Seed and threads of every training."""
         return [f"train.seed={seed}", f"train.threads={self.threads}"]
 
     def variant(self, variant: str, value: float, seed: int) -> Path:
-        """Run (or reuse) one stage-2 variant as a pipeline whose stage 1 is linked in."""
+        """Run (or reuse) one stage-2 variant as a pipeline whose stage 1 is linked in.
+
+        A finished variant's report files are kept in ``bench/results/runs/continual`` (not with
+        ``--smoke``) and restored from there, so it is never trained again on another checkout.
+        """
         folder = self.work / f"{variant}-{value:g}" / f"s{seed}"
         if (folder / "pipeline.json").is_file():
+            return folder
+        if not self.smoke and archive.restore("continual", self.work, folder, KEPT):
             return folder
         folder.mkdir(parents=True, exist_ok=True)
         link = folder / "conll"
@@ -146,6 +176,8 @@ class Bench:
                 folder,
             )
             (folder / "ncbi" / f"eval-{self.data['conll-validation'].stem}.json").rename(dev)
+        if not self.smoke:
+            archive.keep("continual", self.work, folder, KEPT)
         return folder
 
     def call(self, args: list[str], folder: Path) -> None:
@@ -222,7 +254,7 @@ def main() -> None:
     bench = Bench(work, data, args.smoke, threads)
     variants = ["plain", *[v for v in args.variants if v != "plain"]]
     with ThreadPoolExecutor(args.jobs) as pool:  # stage 1 first: every variant starts from it
-        list(pool.map(bench.stage1, args.seeds))
+        list(pool.map(bench.stage1, [s for s in args.seeds if bench.needs_stage1(s)]))
         list(pool.map(lambda v: [bench.variant(v, x, 42) for x in GRID[v]], variants))
         plain_dev = scores(bench.variant("plain", 0.0, 42))["ncbi_dev"]
         chosen = {v: choose(bench, v, plain_dev) for v in variants}
