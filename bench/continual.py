@@ -29,8 +29,8 @@ with ncbi test F1 within 2 points of plain). Records are merged into
 Run: ``python bench/continual.py --jobs 2`` (runs kept in ``bench/work/continual`` and reused,
 so an interrupted benchmark resumes; a finished variant's report files are also kept in git under
 ``bench/results/runs/continual`` by ``bench/archive.py``, so it resumes on another checkout, where
-only the stage-1 models of seeds with unfinished variants are trained again). ``--smoke``: tiny data subsets, a few steps, seed 42,
-one grid point each, everything in a temporary folder.
+only the stage-1 models of seeds with unfinished variants are trained again). ``--smoke``: tiny
+data subsets, a few steps, seed 42, one grid point each, everything in a temporary folder.
 """
 
 from __future__ import annotations
