@@ -25,7 +25,9 @@ larger perturbation than those (whole-table) implementations make. DANN: weight 
 mean pooling, domain classifier with 256 hidden units.
 
 Runs live in ``bench/work/adversarial`` and are reused when their results exist (an interrupted
-benchmark resumes); ``--jobs 2`` runs two trainings at once with one thread each (times are then
+benchmark resumes); their ``results.json`` and ``eval-*.json`` are also kept in git under
+``bench/results/runs/adversarial`` (``bench/archive.py``), so a finished run is not trained again
+on another checkout; ``--jobs 2`` runs two trainings at once with one thread each (times are then
 one-thread times). Merges its records into ``bench/results/objectives.json``, replacing only
 the cases it ran. ``--smoke``: a few steps on tiny subsets, one seed, into a temporary folder.
 Run: ``python bench/adversarial.py [--cases fpb ncbi zh] [--jobs 2]``.
@@ -43,6 +45,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import archive  # bench/archive.py: finished runs' report files, kept in git
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -100,6 +105,8 @@ class Bench:
     def train(self, folder: Path, args: list[str]) -> dict[str, Any] | None:
         """``domaintune train ARGS -o FOLDER`` unless its results exist; None if it failed."""
         results = folder / "results.json"
+        if not results.is_file() and not self.smoke:  # finished on an earlier checkout
+            archive.restore("adversarial", self.work, folder, ["results.json"])
         if not results.is_file():
             folder.parent.mkdir(parents=True, exist_ok=True)
             extra = [f"train.threads={self.threads}"]
@@ -112,11 +119,15 @@ class Bench:
             print(f"  {folder.relative_to(self.work)}: rc {done.returncode}", flush=True)
             if done.returncode != 0:
                 return None
+            if not self.smoke:
+                archive.keep("adversarial", self.work, folder, ["results.json"])
         return dict(json.loads(results.read_text()))
 
     def evaluate(self, folder: Path, data_file: Path) -> dict[str, Any] | None:
         """``domaintune evaluate FOLDER DATA_FILE`` (cached in ``eval-<stem>.json``)."""
         out = folder / f"eval-{data_file.stem}.json"
+        if not out.is_file() and not self.smoke:  # finished on an earlier checkout
+            archive.restore("adversarial", self.work, folder, [out.name])
         if not out.is_file():
             env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
             cmd = [*CLI, "evaluate", str(folder), "--data", str(data_file)]
@@ -124,6 +135,8 @@ class Bench:
             if done.returncode != 0:
                 print(f"  evaluate {folder.name}: rc {done.returncode} {done.stderr[-300:]}")
                 return None
+            if not self.smoke:
+                archive.keep("adversarial", self.work, folder, [out.name])
         return dict(json.loads(out.read_text()))
 
 
