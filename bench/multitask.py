@@ -16,9 +16,11 @@ full fine-tuning, 3 epochs, batch 16, proportional sampling, selection on the de
 Reports nicta test accuracy and ncbi test entity F1 (mean ± std over seeds) for both, and the
 training time: the multi-task run against the two single-task runs it replaces, together. Runs
 are ``domaintune train`` subprocesses, kept in ``bench/work/multitask`` and reused when their
-``results.json`` exists (an interrupted benchmark resumes); ``--jobs 2`` runs two at once with
-one thread each, as ``bench/methods.py`` did for the reference runs. Records replace this
-script's cases in ``bench/results/objectives.json`` (the other cases are kept).
+``results.json`` exists (an interrupted benchmark resumes; that file is also kept in git under
+``bench/results/runs/multitask`` by ``bench/archive.py``, so it resumes on another checkout);
+``--jobs 2`` runs two at once with one thread each, as ``bench/methods.py`` did for the
+reference runs. Records replace this script's cases in ``bench/results/objectives.json`` (the
+other cases are kept).
 
 Run: ``python bench/multitask.py`` (``--smoke``: tiny subsets and a few steps, into a temp
 folder, to check that the script works).
@@ -39,7 +41,11 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import archive  # bench/archive.py: finished runs' report files, kept in git
+
 ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "work" / "multitask"  # the real runs (smoke runs go to a temp folder)
 sys.path.insert(0, str(ROOT))
 RECIPE = ROOT / "bench" / "recipes" / "multitask-nicta-ncbi.yaml"
 SINGLE = {
@@ -123,6 +129,9 @@ def check_recipes(bench: Bench) -> None:
 def train(job: tuple[Path, Path, list[str], int]) -> dict[str, Any] | None:
     """Run one training unless its results exist; None when it failed (see its log)."""
     recipe, folder, overrides, threads = job
+    kept = folder.is_relative_to(WORK)  # real runs (not --smoke): report files kept in git
+    if not (folder / "results.json").is_file() and kept:  # finished on an earlier checkout
+        archive.restore("multitask", WORK, folder, ["results.json"])
     if not (folder / "results.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         cmd = [*CLI, "train", str(recipe), *overrides, f"train.threads={threads}"]
@@ -133,6 +142,8 @@ def train(job: tuple[Path, Path, list[str], int]) -> dict[str, Any] | None:
         print(f"  {folder.relative_to(folder.parents[2])}: rc {done.returncode}", flush=True)
         if done.returncode != 0:
             return None
+        if kept:
+            archive.keep("multitask", WORK, folder, ["results.json"])
     return dict(json.loads((folder / "results.json").read_text()))
 
 
@@ -275,7 +286,7 @@ def main() -> None:
         bench = Bench(temp / "work", temp / "objectives.json", None, temp)
         print(f"smoke run in {temp}")
     else:
-        work = ROOT / "bench" / "work" / "multitask"
+        work = WORK
         bench = Bench(work, ROOT / "bench/results/objectives.json", args.reference_dir, None)
     check_recipes(bench)
     run_all(
