@@ -31,7 +31,7 @@ from domaintune.data.pipeline import RawSplits
 from domaintune.data.readers import Example, Kind
 from domaintune.errors import DataError, RunError
 from domaintune.evaluation.generation_metrics import generation_metrics
-from domaintune.tasks.language_modeling import perplexity_metrics
+from domaintune.tasks.language_modeling import perplexity_metrics, summed_cross_entropy
 
 
 class GenerationTask:
@@ -161,9 +161,7 @@ class GenerationTask:
         self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed cross-entropy over the target tokens, and their count."""
-        labels = batch["labels"]
-        total = F.cross_entropy(logits.float(), labels, reduction="sum")
-        return total, torch.tensor(float(labels.numel()), device=logits.device)
+        return summed_cross_entropy(logits, batch["labels"])
 
     def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per example: ``[summed cross-entropy, number of target tokens]``."""

@@ -204,9 +204,7 @@ class LanguageModelingTask:
         self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed cross-entropy over the target positions, and their count."""
-        labels = batch["labels"]
-        total = F.cross_entropy(logits.float(), labels, reduction="sum")
-        return total, torch.tensor(float(labels.numel()), device=logits.device)
+        return summed_cross_entropy(logits, batch["labels"])
 
     def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per block: ``[summed cross-entropy, number of targets]``."""
@@ -239,6 +237,14 @@ class LanguageModelingTask:
             "predict: a language_modeling run has no labels to predict → use 'domaintune "
             "evaluate' for perplexity, or fine-tune a task from it (model.init_from)"
         )
+
+
+def summed_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of target-position logits (N, V) against labels (N,), and N."""
+    total = F.cross_entropy(logits.float(), labels, reduction="sum")
+    return total, torch.tensor(float(labels.numel()), device=logits.device)
 
 
 def perplexity_metrics(outputs: list[np.ndarray]) -> dict[str, Any]:
