@@ -99,7 +99,11 @@ METHODS: dict[str, tuple[dict[str, Any], list[float]]] = {
     "lora-r64-norms": ({"name": "lora", "r": 64, "alpha": 128}, [1e-3]),
     "adalora": ({"name": "adalora"}, [5e-4, 2e-3]),
     "ia3": ({"name": "ia3"}, [3e-3, 1e-2]),
+    # the default since the prefix-mlp runs below: the prefix itself is the parameter
     "prefix": ({"name": "prefix"}, [3e-3, 1e-2]),
+    # the paper's MLP reparameterisation: collapsed to one class at every rate from 1e-3 to 1e-2
+    # (it moves the prefix far faster than the rate suggests); 1e-4 is near the paper's 5e-5
+    "prefix-mlp": ({"name": "prefix", "projection": True}, [1e-4, 3e-3, 1e-2]),
     "prompt_tuning": ({"name": "prompt_tuning"}, [1e-2, 3e-2]),
     "adapter-houlsby": ({"name": "adapter", "placement": "houlsby"}, [1e-3, 3e-3]),
     "adapter-pfeiffer": ({"name": "adapter", "placement": "pfeiffer"}, [1e-3, 3e-3]),
@@ -116,6 +120,7 @@ ABLATIONS: dict[str, dict[str, list[int]]] = {
     "lora-r64": {"ncbi": [42]},
     "lora-e6": {"ncbi": [42]},
     "lora-r64-norms": {"ncbi": [42]},
+    "prefix-mlp": {"nicta": [42], "ncbi": [42]},
 }
 
 # Extra recipe overrides of a method row (everything else is shared by every row).

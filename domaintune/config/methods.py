@@ -137,9 +137,11 @@ class PrefixConfig(Section):
         20, ge=1, le=512, description="Prefix length: key/value vectors per layer and head."
     )
     projection: bool = Field(
-        True,
+        False,
         description="Reparameterise the prefix through a two-layer MLP during training (as in "
-        "the paper); the saved prefix is the MLP's output, so loading needs no MLP.",
+        "the paper; the saved prefix is the MLP's output, so loading needs no MLP). Off by "
+        "default: on MiniLM the MLP moved the prefix so fast that every run from 1e-3 to 1e-2 "
+        "collapsed to one class (docs/methods.md); with it, use a learning rate near 1e-4.",
     )
     projection_hidden: int = Field(512, ge=1, description="Hidden size of that MLP.")
     init: Literal["random", "vocab"] = Field(

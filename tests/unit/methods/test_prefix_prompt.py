@@ -44,7 +44,8 @@ KINDS: dict[str, tuple[str, Any, dict[str, Any], int]] = {
     "llama-clm": ("tiny_llama", transformers.AutoModelForCausalLM, {}, 1),
 }
 METHOD_CASES: list[dict[str, Any]] = [
-    {"name": "prefix", "num_virtual_tokens": 3, "projection_hidden": 16},  # projected, vocab init
+    # projected, vocab init
+    {"name": "prefix", "num_virtual_tokens": 3, "projection": True, "projection_hidden": 16},
     {"name": "prefix", "num_virtual_tokens": 3, "projection": False, "init": "random"},
     {"name": "prompt_tuning", "num_virtual_tokens": 3},
 ]
@@ -284,7 +285,9 @@ def test_initialisations(request: pytest.FixtureRequest) -> None:
     prompt = soft_prompt.apply(model, cfg).soft_prompt.weight.detach()
     assert all(any(torch.equal(row, t) for t in table) for row in prompt)  # vocabulary rows
     soft_prompt.base_model(model)
-    cfg = method_config({"name": "prefix", "num_virtual_tokens": 4, "projection_hidden": 8})
+    cfg = method_config(
+        {"name": "prefix", "num_virtual_tokens": 4, "projection": True, "projection_hidden": 8}
+    )
     encoder = prefix.apply(model, cfg).prefix_encoder
     with torch.no_grad():
         start = encoder()
@@ -318,7 +321,7 @@ def test_prompt_longer_than_positions_is_a_config_error(request: pytest.FixtureR
 @pytest.mark.parametrize(
     "method",
     [
-        {"name": "prefix", "num_virtual_tokens": 4, "projection_hidden": 16},
+        {"name": "prefix", "num_virtual_tokens": 4},  # the default: no projection MLP
         {"name": "prompt_tuning", "num_virtual_tokens": 4},
     ],
     ids=["prefix", "prompt_tuning"],
@@ -382,7 +385,7 @@ def test_target_positions_lm_sees_the_method(
 @pytest.mark.parametrize(
     "method",
     [
-        {"name": "prefix", "num_virtual_tokens": 4, "projection_hidden": 16},
+        {"name": "prefix", "num_virtual_tokens": 4, "projection": True, "projection_hidden": 16},
         {"name": "prompt_tuning", "num_virtual_tokens": 4},
     ],
     ids=["prefix", "prompt_tuning"],
