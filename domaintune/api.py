@@ -194,6 +194,7 @@ def run_pipeline(
 def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool) -> RunResult:
     from accelerate.utils import set_seed
 
+    from domaintune.evaluation.final import final_scores, results_record
     from domaintune.evaluation.forgetting import (
         forgetting_report,
         perplexity,
@@ -201,18 +202,18 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         reference_task,
     )
     from domaintune.evaluation.shift import domain_shift
-    from domaintune.methods import METHODS
-    from domaintune.models.load import load_model, load_tokenizer, model_type, resolve_source
+    from domaintune.models.load import load_tokenizer, model_type, resolve_source
     from domaintune.models.vocab import expand_tokenizer
     from domaintune.objectives import OBJECTIVES
     from domaintune.objectives.protocol import ObjectiveContext
-    from domaintune.tasks.inference import infer
-    from domaintune.tasks.label_growth import grow_head, inherit_labels, label_kwargs
+    from domaintune.tasks.label_growth import inherit_labels
     from domaintune.training.accelerator import cpu_fast_path
     from domaintune.training.loop import LoopData, train_loop
+    from domaintune.training.model_setup import prepare_model
     from domaintune.training.optim import boost_parameters
     from domaintune.training.tracking import finish_trackers, start_trackers
 
+    # data
     set_seed(recipe.train.seed)
     task, raw = prepare_data(recipe)
     previous_labels = inherit_labels(task, recipe.model.init_from, raw)  # union tag head
@@ -220,12 +221,12 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     tokenizer = load_tokenizer(source)
     train_texts = example_texts(raw.splits["train"])
     shift = domain_shift(recipe.data, task, train_texts, raw, tokenizer)
-    vocab_report: dict[str, Any] | None = None
+    vocabulary = None
     if recipe.model.expand_vocab is not None:
-        base_tokenizer = tokenizer
-        tokenizer, added, vocab_report = expand_tokenizer(
+        expanded, added, vocab_report = expand_tokenizer(
             tokenizer, train_texts, recipe.model.expand_vocab
         )
+        vocabulary, tokenizer = (tokenizer, added, vocab_report), expanded
     task.bind(model_type(source), tokenizer)
     tok_id = tokenizer_identity(tokenizer)
     encoded = {
@@ -234,37 +235,17 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
     }
     scorer = reference_task(task, model_type(source), tokenizer)  # general-text perplexity
     reference = reference_split(recipe.data, scorer, tokenizer, tok_id)
-    set_seed(recipe.train.seed)
-    kwargs = task.model_kwargs() if previous_labels is None else label_kwargs(previous_labels)
-    model, info = load_model(source, task.auto_class(), output_loading_info=True, **kwargs)
-    grown = grow_head(model, previous_labels, task.labels) if previous_labels else []
-    model.config.pad_token_id = tokenizer.pad_token_id
-    if vocab_report is not None:
-        from domaintune.models.vocab import init_new_embeddings
 
-        vocab_report["init"] = init_new_embeddings(model, base_tokenizer, tokenizer, added)
-    if recipe.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    fresh = set(info.get("missing_keys", []))
-    if hasattr(task, "on_model_loaded"):  # prompting: what the checkpoint lacks picks scoring
-        task.on_model_loaded(model, fresh)
-    pretrained = {n for n, _ in model.named_parameters()} - fresh
-    fresh_params = [p for n, p in model.named_parameters() if n in fresh]
-    method = METHODS[recipe.method.name]
-    model = method.apply(model, recipe.method)
-    groups = (
-        method.param_groups(model, recipe.method, recipe.train.lr)
-        if hasattr(method, "param_groups")
-        else None
-    )
-    multiplier = getattr(recipe.task, "head_lr_multiplier", 1.0)
-    if fresh_params and multiplier != 1.0:
-        groups = boost_parameters(model, groups, fresh_params, multiplier, recipe.train.lr)
-    callbacks = method.callbacks(model, recipe.method) if hasattr(method, "callbacks") else []
+    # model and method
+    set_seed(recipe.train.seed)
+    prepared = prepare_model(recipe, task, source, tokenizer, previous_labels, vocabulary)
+    model, method, groups = prepared.model, prepared.method, prepared.groups
+
+    # objectives
     objectives = [OBJECTIVES[o.name](o) for o in recipe.objectives]
     context = ObjectiveContext(
         model=model,
-        pretrained=pretrained,
+        pretrained=prepared.pretrained,
         task=task,
         tokenizer=tokenizer,
         accelerator=accelerator,
@@ -275,8 +256,8 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         encode=lambda examples: task.encode(examples, tokenizer, recipe.data.max_length),
         extra={
             "run_dir": run_folder.root,
-            "fresh": fresh,
-            "grown": {n: len(previous_labels or []) for n in grown},
+            "fresh": prepared.fresh,
+            "grown": {n: len(previous_labels or []) for n in prepared.grown},
         },
     )
     for objective in objectives:
@@ -285,6 +266,7 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         run_folder.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
     start_trackers(accelerator, recipe, run_folder.root)
 
+    # loop
     metric = recipe.eval.metric or task.default_metric
     greater = recipe.eval.greater_is_better
     if greater is None:
@@ -333,8 +315,10 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
             groups,
             objectives,
             resume,
-            callbacks,
+            prepared.callbacks,
         )
+
+    # evaluate the model as it is saved (merged where the method merges)
     # Counted on the wrapped module: a task's own head (the CRF) trains too.
     trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
     total_params = sum(p.numel() for p in trained.parameters())
@@ -343,36 +327,17 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         method.save_adapter(adapted, run_folder.final / ADAPTER_DIR)  # before a merge changes it
     merged = method.export(adapted)
     final_module = task.wrap(merged if merged is not None else adapted)
-    scores: dict[str, dict[str, Any]] = {}
-    for split in ("validation", "test"):
-        if split in encoded and raw.splits[split]:
-            outputs = infer(
-                final_module,
-                task,
-                encoded[split],
-                recipe.train.eval_batch_size,
-                tokenizer.pad_token_id,
-                accelerator.device,
-                accelerator,
-            )
-            scores[split] = task.metrics(
-                outputs, raw.splits[split], tune=split == "validation", encoded=encoded[split]
-            )
-    generate = getattr(task, "generation_scores", None)  # generation: decode, score, write
-    if generate is not None:
-        for split, split_scores in scores.items():
-            split_scores.update(
-                generate(
-                    merged if merged is not None else adapted,
-                    split,
-                    raw.splits[split],
-                    tokenizer,
-                    recipe.data.max_length,
-                    recipe.train.eval_batch_size,
-                    accelerator,
-                    run_folder.root,
-                )
-            )
+    scores = final_scores(
+        final_module,
+        merged if merged is not None else adapted,
+        task,
+        encoded,
+        raw,
+        tokenizer,
+        recipe,
+        accelerator,
+        run_folder.root,
+    )
     # Objectives' own results (DANN's target-domain metrics), computed on every process.
     extra = {
         k: v
@@ -385,38 +350,31 @@ def _train(recipe: Recipe, run_folder: RunFolder, accelerator: Any, resume: bool
         trained = final_module
         forgetting = forgetting_report(before, lm_scores(), recipe.data)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # export and record
     if accelerator.is_main_process:
         # Methods that cannot merge keep their base model here and the adapter beside it.
         final_model = merged if merged is not None else method.base_model(adapted)
         final_model.save_pretrained(str(run_folder.final))
         tokenizer.save_pretrained(str(run_folder.final))
         write_run_state(run_folder, recipe, task.state(), merged is not None)
-        results: dict[str, Any] = {
-            "metric": metric,
-            "test": scores.get("test", {}),
-            "validation": scores.get("validation", {}),
-            "train": result.record(accelerator, trainable, total_params),
-            "peak_rss_mib": round(peak, 1),
-            "data": {**raw.stats, "origins": raw.origins, "labels": task.state().get("labels")},
-            "model": recipe.model.name
-            if recipe.model.init_from is None
-            else recipe.model.init_from,
-            "evaluations": result.evaluations,
-        }
-        if task.kind == "lm":
-            tokens = sum(encoded["train"].lengths)
-            epochs = result.train_examples / max(1, len(encoded["train"]))
-            results["train"]["tokens_per_second"] = round(
-                tokens * epochs / result.train_seconds if result.train_seconds else 0.0, 1
-            )
-            results["train"]["objective"] = task.state()["objective"]
-        if forgetting is not None:
-            results["forgetting"] = forgetting
-        if before_scores is not None:
-            results["before"] = before_scores
-        if vocab_report is not None:
-            results["vocabulary"] = vocab_report
-        results["shift"] = shift
+        results = results_record(
+            recipe,
+            task,
+            metric,
+            scores,
+            result.record(accelerator, trainable, total_params),
+            raw,
+            evaluations=result.evaluations,
+            peak_rss_mib=peak,
+            lm_train=(encoded["train"], result) if task.kind == "lm" else None,
+            sections={
+                "forgetting": forgetting,
+                "before": before_scores,
+                "vocabulary": vocabulary[2] if vocabulary is not None else None,
+                "shift": shift,
+            },
+        )
         results.update(extra)
         if hasattr(task, "export_tasks"):  # multi-task: RUN/tasks/<name>, one run folder a task
             results["tasks"] = task.export_tasks(
