@@ -10,6 +10,11 @@ tuned for ``ncbi``). For every method:
 3. report test metric mean ± std, trainable parameters, training time, peak RSS and the
    checkpoint size (the adapter-only folder where the method has one, else ``final/``).
 
+Times: the training loop's wall time (``train.seconds`` of results.json) and the CPU time of the
+whole ``domaintune train`` process (user + system: loading, training, evaluation), each the
+median over the seeds. Wall time grows when other work shares the cores; CPU time hardly does,
+so it is the better cost figure on a shared machine.
+
 Each run is a ``domaintune train`` command with overrides of ``bench/recipes/methods-*.yaml``
 (``method=...`` and ``train.lr=...``), so every method shares data, epochs, batch size and
 schedule. Run folders live in ``bench/work/methods`` (not committed); every finished run also adds
@@ -180,6 +185,7 @@ def ledger_entry(case: str, method: str, lr: float, seed: int) -> dict[str, Any]
     """One run's ledger line, from its run folder."""
     folder = run_dir(case, method, lr, seed)
     results = json.loads((folder / "results.json").read_text())
+    cpu = folder.parent / f"lr{lr:g}-s{seed}.cpu"
     return {
         "case": case,
         "method": method,
@@ -192,6 +198,7 @@ def ledger_entry(case: str, method: str, lr: float, seed: int) -> dict[str, Any]
         "seconds": round(results["train"]["seconds"], 1),
         "peak_rss_mib": results["peak_rss_mib"],
         "checkpoint_mib": checkpoint_mib(folder),
+        "cpu_seconds": float(cpu.read_text()) if cpu.is_file() else None,
         "source": "bench/methods.py",
     }
 
@@ -208,18 +215,20 @@ def train(job: tuple[str, str, float, int, int]) -> dict[str, Any] | None:
         log = folder.parent / f"lr{lr:g}-s{seed}.log"
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         with log.open("w") as handle:
-            done = subprocess.run(
+            process = subprocess.Popen(
                 command(case, method, lr, seed, threads),
                 cwd=ROOT,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        print(
-            f"  {case:9s} {method:17s} lr {lr:<7g} seed {seed:<3d} rc {done.returncode}", flush=True
-        )
-        if done.returncode != 0:
+            _, status, usage = os.wait4(process.pid, 0)  # the child's own CPU time
+        returncode = process.returncode = os.waitstatus_to_exitcode(status)
+        print(f"  {case:9s} {method:17s} lr {lr:<7g} seed {seed:<3d} rc {returncode}", flush=True)
+        if returncode != 0:
             return None
+        cpu = folder.parent / f"lr{lr:g}-s{seed}.cpu"
+        cpu.write_text(f"{usage.ru_utime + usage.ru_stime:.1f}\n")
     entry = {**ledger_entry(case, method, lr, seed), "threads": threads}
     with LEDGER_LOCK:
         LEDGER.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +310,12 @@ def mean_or_none(values: list[float | None]) -> float | None:
     return statistics.mean(known) if known else None
 
 
+def median_or_none(values: list[float | None]) -> float | None:
+    """Median of the values that are known."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def max_or_none(values: list[float | None]) -> float | None:
     """Largest of the values that are known."""
     known = [v for v in values if v is not None]
@@ -342,7 +357,8 @@ def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
         "trainable": runs[0][1]["trainable"],
         "total": runs[0][1]["total"],
         # costs: None where a ledger line kept none (lines recovered from an earlier record)
-        "seconds": mean_or_none([r["seconds"] for _, r in runs]),
+        "seconds": median_or_none([r["seconds"] for _, r in runs]),
+        "cpu_seconds": median_or_none([r.get("cpu_seconds") for _, r in runs]),
         "peak_rss_mib": max_or_none([r["peak_rss_mib"] for _, r in runs]),
         "checkpoint_mib": max_or_none([r["checkpoint_mib"] for _, r in runs]),
     }
@@ -362,6 +378,7 @@ def records(case: str, rows: dict[str, dict[str, Any]], seeds: list[int]) -> lis
             (f"test_{CASES[case]['metric']}_mean", row["mean"], full and full["mean"], "score", 1),
             ("trainable_parameters", row["trainable"], full and full["trainable"], "count", 0),
             ("train_seconds", row["seconds"], full and full["seconds"], "s", 0),
+            ("run_cpu_seconds", row["cpu_seconds"], full and full["cpu_seconds"], "s", 0),
             ("peak_rss", row["peak_rss_mib"], full and full["peak_rss_mib"], "MiB", 0),
             ("checkpoint_size", row["checkpoint_mib"], full and full["checkpoint_mib"], "MiB", 0),
         ]:
@@ -409,8 +426,9 @@ def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> s
             "",
             "| method | lr (dev grid) | test "
             + metric
-            + " | seeds | trainable params | train time | peak RSS | checkpoint |",
-            "|---|---|---|---|---|---|---|---|",
+            + " | seeds | trainable params | train time (wall) | run CPU time | peak RSS "
+            "| checkpoint |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for method, r in rows.items():
             grid = ", ".join(f"{k}: {v:.4f}" for k, v in r["grid"].items() if v is not None)
@@ -420,6 +438,7 @@ def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> s
             lines.append(
                 f"| {method} | {r['lr']:g} ({grid}) | {r['mean']:.4f} ± {r['std']:.4f} | "
                 f"{len(r['seeds'])} | {params} | {cost(r['seconds'], 's', 0)} | "
+                f"{cost(r['cpu_seconds'], 's', 0)} | "
                 f"{cost(r['peak_rss_mib'], 'MiB', 0)} | {cost(r['checkpoint_mib'], 'MiB', 2)} |"
             )
         missing = [m for m in METHODS if m not in rows]
