@@ -342,6 +342,7 @@ def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
     if not runs:
         return None
     values = [r["test"][metric] for _, r in runs]
+    timed = [r for _, r in runs if r.get("cpu_seconds") is not None] or [r for _, r in runs]
     grid_case = CASES[case]["grid_from"]
     grid = {
         f"{g:g}": v for g, v in dev_scores(grid_case, method, grid_of(grid_case, method)[0]).items()
@@ -360,9 +361,11 @@ def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
         },
         "trainable": runs[0][1]["trainable"],
         "total": runs[0][1]["total"],
-        # costs: None where a ledger line kept none (lines recovered from an earlier record)
-        "seconds": median_or_none([r["seconds"] for _, r in runs]),
-        "cpu_seconds": median_or_none([r.get("cpu_seconds") for _, r in runs]),
+        # costs: None where a ledger line kept none (lines recovered from an earlier record).
+        # Times come from the runs timed one by one (with their CPU time) where there are any:
+        # a recovered line holds its seeds' mean wall time, measured on another machine.
+        "seconds": median_or_none([r["seconds"] for r in timed]),
+        "cpu_seconds": median_or_none([r.get("cpu_seconds") for r in timed]),
         "peak_rss_mib": max_or_none([r["peak_rss_mib"] for _, r in runs]),
         "checkpoint_mib": max_or_none([r["checkpoint_mib"] for _, r in runs]),
     }
