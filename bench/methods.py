@@ -449,9 +449,7 @@ def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> s
                 f"{cost(r['peak_rss_mib'], 'MiB', 0)} | {cost(r['checkpoint_mib'], 'MiB', 2)} |"
             )
         missing = [
-            m
-            for m in METHODS
-            if m not in rows and (m not in ABLATIONS or CASES[case]["grid_from"] in ABLATIONS[m])
+            m for m in METHODS if m not in rows and (m not in ABLATIONS or case in ABLATIONS[m])
         ]
 
         if missing:
