@@ -464,7 +464,9 @@ def table(all_rows: dict[str, dict[str, dict[str, Any]]], seeds: list[int]) -> s
         "Learning rate picked on dev per method (nicta: classification, ncbi: token "
         "classification; `DEFAULT_LR` and `DEFAULT_LR_BY_TASK` in domaintune/config/methods.py "
         "hold those of the methods' default settings, not of the variant rows lora-qv-r8, "
-        "lora-no-norms, lora-r64, lora-e6, lora-r64-norms, prefix-mlp and adapter-houlsby): " + "; ".join(picks) + "."
+        "lora-no-norms, lora-r64, lora-e6, lora-r64-norms, prefix-mlp and adapter-houlsby): "
+        + "; ".join(picks)
+        + "."
     )
     return "\n".join(lines)
 
