@@ -45,21 +45,12 @@ def evaluate_before(
         ``{"test": {metric: value}}``, empty when the run has no test split.
 
     """
-    from domaintune.tasks.inference import infer
+    from domaintune.evaluation.final import split_metrics
 
     if "test" not in encoded or not raw.splits.get("test"):
         return {}
     model.to(accelerator.device)
-    outputs = infer(
-        module,
-        task,
-        encoded["test"],
-        recipe.train.eval_batch_size,
-        tokenizer.pad_token_id,
-        accelerator.device,
-        accelerator,
-    )
-    scores: dict[str, Any] = task.metrics(outputs, raw.splits["test"], encoded=encoded["test"])
+    scores = split_metrics(module, task, encoded, raw, "test", tokenizer, recipe, accelerator)
     generate = getattr(task, "generate_and_score", None)
     if generate is not None and "test" in task.cfg.generate_splits:
         was_training = model.training

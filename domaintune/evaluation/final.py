@@ -15,6 +15,33 @@ from domaintune.data.encode import Encoded
 from domaintune.data.pipeline import RawSplits
 
 
+def split_metrics(
+    module: nn.Module,
+    task: Any,
+    encoded: dict[str, Encoded],
+    raw: RawSplits,
+    split: str,
+    tokenizer: Any,
+    recipe: Any,
+    accelerator: Any,
+    *,
+    tune: bool = False,
+) -> dict[str, Any]:
+    """The task's metrics of ``module`` on one split (``tune``: validation may tune thresholds)."""
+    from domaintune.tasks.inference import infer
+
+    outputs = infer(
+        module,
+        task,
+        encoded[split],
+        recipe.train.eval_batch_size,
+        tokenizer.pad_token_id,
+        accelerator.device,
+        accelerator,
+    )
+    return task.metrics(outputs, raw.splits[split], tune=tune, encoded=encoded[split])  # type: ignore[no-any-return]
+
+
 def final_scores(
     module: nn.Module,
     generator: nn.Module,
@@ -43,23 +70,21 @@ def final_scores(
         ``{split: {metric: value}}``; the validation metrics may tune decision thresholds.
 
     """
-    from domaintune.tasks.inference import infer
-
-    scores: dict[str, dict[str, Any]] = {}
-    for split in ("validation", "test"):
-        if split in encoded and raw.splits[split]:
-            outputs = infer(
-                module,
-                task,
-                encoded[split],
-                recipe.train.eval_batch_size,
-                tokenizer.pad_token_id,
-                accelerator.device,
-                accelerator,
-            )
-            scores[split] = task.metrics(
-                outputs, raw.splits[split], tune=split == "validation", encoded=encoded[split]
-            )
+    scores: dict[str, dict[str, Any]] = {
+        split: split_metrics(
+            module,
+            task,
+            encoded,
+            raw,
+            split,
+            tokenizer,
+            recipe,
+            accelerator,
+            tune=split == "validation",
+        )
+        for split in ("validation", "test")
+        if split in encoded and raw.splits[split]
+    }
     generate = getattr(task, "generation_scores", None)  # generation: decode, score, write
     if generate is not None:
         for split, split_scores in scores.items():
