@@ -359,8 +359,8 @@ def summary(case: str, method: str, seeds: list[int]) -> dict[str, Any] | None:
             for m in CASES[case]["also"]
             if all(m in r["test"] for _, r in runs)
         },
-        "trainable": runs[0][1]["trainable"],
-        "total": runs[0][1]["total"],
+        "trainable": next((r["trainable"] for _, r in runs if r["trainable"]), None),
+        "total": next((r["total"] for _, r in runs if r["total"]), None),
         # costs: None where a ledger line kept none (lines recovered from an earlier record).
         # Times come from the runs timed one by one (with their CPU time) where there are any:
         # a recovered line holds its seeds' mean wall time, measured on another machine.
