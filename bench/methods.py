@@ -249,10 +249,12 @@ def checkpoint_mib(folder: Path) -> float:
     return round(sum(f.stat().st_size for f in files if f.is_file()) / 2**20, 3)
 
 
-def run_all(jobs: list[tuple[str, str, float, int, int]], parallel: int) -> None:
-    """Run the jobs, ``parallel`` at a time."""
+def run_all(
+    jobs: list[tuple[str, str, float, int, int]], parallel: int, again: bool = False
+) -> None:
+    """Run the jobs, ``parallel`` at a time (``again``: even those the ledger has)."""
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        list(pool.map(train, jobs))
+        list(pool.map(lambda job: train(job, again), jobs))
 
 
 def ladder(lr: float, up: bool) -> float:
@@ -306,12 +308,6 @@ def best_lr(case: str, method: str) -> float | None:
     grid, _ = grid_of(grid_case, method)
     scores = dev_scores(grid_case, method, grid)
     return max(scores, key=lambda k: scores[k]) if scores else None
-
-
-def mean_or_none(values: list[float | None]) -> float | None:
-    """Mean of the values that are known."""
-    known = [v for v in values if v is not None]
-    return statistics.mean(known) if known else None
 
 
 def median_or_none(values: list[float | None]) -> float | None:
@@ -514,7 +510,7 @@ def main() -> None:
             if not any(finished):
                 break  # every run failed: do not loop forever
     if args.stage == "retime":
-        again = [
+        retimed = [
             (case, m, lr, s, threads)
             for case in args.cases
             for m in args.methods
@@ -522,8 +518,7 @@ def main() -> None:
             for s in args.seeds
             if not (run_dir(case, m, lr, s) / "results.json").is_file()  # not run on this machine
         ]
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(lambda job: train(job, again=True), again))
+        run_all(retimed, args.jobs, again=True)
     if args.stage == "seeds":
         jobs = []
         for case in args.cases:
