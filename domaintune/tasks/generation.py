@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from domaintune.config.generation import GenerationTaskConfig
 from domaintune.data.chat import ChatRenderer, encode_decoder
@@ -31,7 +30,11 @@ from domaintune.data.pipeline import RawSplits
 from domaintune.data.readers import Example, Kind
 from domaintune.errors import DataError, RunError
 from domaintune.evaluation.generation_metrics import generation_metrics
-from domaintune.tasks.language_modeling import perplexity_metrics, summed_cross_entropy
+from domaintune.tasks.language_modeling import (
+    perplexity_metrics,
+    row_cross_entropy,
+    summed_cross_entropy,
+)
 
 
 class GenerationTask:
@@ -166,13 +169,7 @@ class GenerationTask:
     def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per example: ``[summed cross-entropy, number of target tokens]``."""
         grid = batch.get("target_ids", batch["input_ids"])  # (B, T): what positions index
-        losses = F.cross_entropy(logits.detach().float(), batch["labels"], reduction="none")
-        row = torch.div(batch["target_positions"], grid.shape[1], rounding_mode="floor")  # (N,)
-        sums = torch.zeros(grid.shape[0], dtype=torch.float64, device=losses.device)
-        counts = torch.zeros_like(sums)
-        sums.index_add_(0, row, losses.double())
-        counts.index_add_(0, row, torch.ones_like(losses, dtype=torch.float64))
-        return list(torch.stack([sums, counts], dim=1).cpu().numpy())
+        return row_cross_entropy(logits, batch["labels"], batch["target_positions"], grid)
 
     def metrics(
         self,

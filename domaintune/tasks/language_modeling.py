@@ -208,16 +208,8 @@ class LanguageModelingTask:
 
     def outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per block: ``[summed cross-entropy, number of targets]``."""
-        rows = batch["input_ids"].shape[0]
-        width = batch["input_ids"].shape[1]
-        losses = F.cross_entropy(logits.detach().float(), batch["labels"], reduction="none")  # (N,)
-        block = torch.div(batch["target_positions"], width, rounding_mode="floor")  # (N,)
-        sums = torch.zeros(rows, dtype=torch.float64, device=losses.device)
-        counts = torch.zeros(rows, dtype=torch.float64, device=losses.device)
-        sums.index_add_(0, block, losses.double())
-        counts.index_add_(0, block, torch.ones_like(losses, dtype=torch.float64))
-        pairs = torch.stack([sums, counts], dim=1).cpu().numpy()
-        return list(pairs)
+        positions = batch["target_positions"]
+        return row_cross_entropy(logits, batch["labels"], positions, batch["input_ids"])
 
     def metrics(
         self,
@@ -245,6 +237,23 @@ def summed_cross_entropy(
     """Summed cross-entropy of target-position logits (N, V) against labels (N,), and N."""
     total = F.cross_entropy(logits.float(), labels, reduction="sum")
     return total, torch.tensor(float(labels.numel()), device=logits.device)
+
+
+def row_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor, grid: torch.Tensor
+) -> list[np.ndarray]:
+    """Per row of ``grid`` (B, T): ``[summed cross-entropy, number of targets]``.
+
+    ``logits`` (N, V) and ``labels`` (N,) are the target positions' scores and tokens;
+    ``positions`` (N,) are their flat indices into ``grid``.
+    """
+    losses = F.cross_entropy(logits.detach().float(), labels, reduction="none")  # (N,)
+    row = torch.div(positions, grid.shape[1], rounding_mode="floor")  # (N,)
+    sums = torch.zeros(grid.shape[0], dtype=torch.float64, device=losses.device)
+    counts = torch.zeros_like(sums)
+    sums.index_add_(0, row, losses.double())
+    counts.index_add_(0, row, torch.ones_like(losses, dtype=torch.float64))
+    return list(torch.stack([sums, counts], dim=1).cpu().numpy())
 
 
 def perplexity_metrics(outputs: list[np.ndarray]) -> dict[str, Any]:
