@@ -66,7 +66,7 @@ def test_minimal_recipe_loads_with_defaults(recipe_file: Path) -> None:
     assert recipe.model.name == "minilm"
     assert recipe.method.name == "full"
     assert recipe.objectives == []
-    assert recipe.train.lr == 1e-4  # the tuned default of method full
+    assert recipe.train.lr == 5e-5  # the tuned default of method full for classification
     assert recipe.train.batch_size == 16
     assert recipe.train.group_by_length is True
     assert recipe.train.early_stopping is None
