@@ -15,6 +15,11 @@ command on that recipe (its learning rate, epochs, batch size and schedule) with
   2 copies, rate 0.5) and ``back_translation`` only with ``--mt-forward/--mt-backward`` (two
   MarianMT-style folders; none installs offline here).
 
+A control arm, ``repeat``: no augmentation, ``train.epochs`` × 5, so the model takes as many
+optimiser steps as with eda's 4 copies (1 + 4 times the data). At 100 examples and batch 16 the
+plain recipe takes only 21 steps, so an augmentation can win by giving more steps alone; each
+augmentation is also reported against ``repeat`` (case ``...-vs-repeat``) to separate the two.
+
 Reported per case (``ours`` = with augmentation, ``reference`` = without, ``ratio`` =
 ours/reference): the test metric (mean over seeds, with std and per-seed values), the seconds
 spent augmenting, the training seconds (ratio = the training-time increase) and the training
@@ -23,8 +28,9 @@ examples. Runs live in ``bench/work/augment`` (not committed) and are reused whe
 ledger ``bench/results/augment-runs.jsonl``, so an interrupted benchmark resumes on any
 checkout (``--fresh`` ignores it). ``--jobs 2`` runs two trainings at once, one thread each.
 
-Writes ``bench/results/data.json``. Run: ``python bench/augment.py`` (``--smoke``: subsets of
-16, one seed, 40 dev/test examples and 3 steps, into a temp folder, to check that it works).
+Writes its records into ``bench/results/data.json`` (other cases there are kept). Run:
+``python bench/augment.py`` (``--smoke``: subsets of 16, one seed, 40 dev/test examples and 3
+steps, into a temp folder, to check that it works).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
     "mention_replacement": {"name": "mention_replacement", "rate": 0.5, "copies": 2},
 }
 NER_ONLY = {"mention_replacement"}
+REPEAT = 5  # the control arm's epochs multiplier: eda's 4 copies plus the original
 LOCK = threading.Lock()
 
 
@@ -76,9 +83,18 @@ class Bench:
             f"train.seed={seed}",
             *self.extra,
         ]
-        if aug != "none":
+        if aug == "repeat":
+            out.append(f"train.epochs={self.epochs(dataset) * REPEAT}")
+        elif aug != "none":
             out.insert(1, f"data.augment=[{json.dumps({**AUGMENTATIONS[aug], 'seed': seed})}]")
         return out
+
+    def epochs(self, dataset: str) -> int:
+        """The recipe's ``train.epochs``."""
+        import yaml
+
+        recipe = yaml.safe_load((ROOT / self.recipe(dataset)).read_text(encoding="utf-8"))
+        return int(recipe["train"]["epochs"])
 
     def folder(self, dataset: str, size: int, aug: str, seed: int) -> Path:
         """Where one run lives."""
@@ -237,7 +253,7 @@ def main() -> None:
         )
     threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
     arms = {
-        d: ["none", *[a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]]
+        d: ["none", "repeat", *[a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]]
         for d in args.datasets
     }
     jobs = [
@@ -253,23 +269,39 @@ def main() -> None:
     for d in args.datasets:
         metric = DATASETS[d]["metric"]
         for n in args.sizes:
-            ref_by = {s: done[(d, n, "none", s)] for s in args.seeds if (d, n, "none", s) in done}
+            arm = {
+                a: {s: done[(d, n, a, s)] for s in args.seeds if (d, n, a, s) in done}
+                for a in arms[d]
+            }
+            base = (
+                f"python bench/augment.py{' --smoke' if args.smoke else ''} "
+                f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S"
+            )
+            control = f"the same with train.epochs={bench.epochs(d) * REPEAT} and no data.augment"
             for aug in arms[d][1:]:
-                by = {s: done[(d, n, aug, s)] for s in args.seeds if (d, n, aug, s) in done}
-                seeds = [s for s in args.seeds if s in by and s in ref_by]
-                if not seeds:
-                    continue
-                cmd = (
-                    f"python bench/augment.py{' --smoke' if args.smoke else ''} "
-                    f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} "
-                    f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S] train.seed=S; "
-                    f"reference: the same without data.augment; {machine()})"
+                what = (
+                    f"train.epochs={bench.epochs(d) * REPEAT}"
+                    if aug == "repeat"
+                    else f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S]"
                 )
-                ours = summary([by[s] for s in seeds], metric)
-                ref = summary([ref_by[s] for s in seeds], metric)
-                out += records(f"{d}-{n}-{aug}", metric, ours, ref, seeds, cmd)
+                pairs = [("none", "", "the same without data.augment")]
+                if aug != "repeat":
+                    pairs.append(("repeat", "-vs-repeat", control))
+                for ref_arm, suffix, ref_text in pairs:
+                    seeds = [s for s in args.seeds if s in arm[aug] and s in arm[ref_arm]]
+                    if not seeds:
+                        continue
+                    cmd = f"{base} {what}; reference: {ref_text}; {machine()})"
+                    ours = summary([arm[aug][s] for s in seeds], metric)
+                    ref = summary([arm[ref_arm][s] for s in seeds], metric)
+                    out += records(f"{d}-{n}-{aug}{suffix}", metric, ours, ref, seeds, cmd)
     bench.results.parent.mkdir(parents=True, exist_ok=True)
-    bench.results.write_text(json.dumps(out, indent=1) + "\n")
+    # data.json also holds bench/knowledge.py's records: replace only the cases written here
+    mine = {r["case"] for r in out}
+    old = json.loads(bench.results.read_text()) if bench.results.is_file() else []
+    bench.results.write_text(
+        json.dumps([r for r in old if r["case"] not in mine] + out, indent=1) + "\n"
+    )
     for r in out:
         value, reference = str(r["ours"]), str(r["reference"])
         print(f"{r['case']:32s} {r['metric']:22s} {value:>10} {reference:>10} {r['ratio']}")

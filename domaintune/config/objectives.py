@@ -114,7 +114,8 @@ class EWCConfig(Section):
     estimator: Literal["true", "empirical"] = Field(
         "true",
         description="true: labels sampled from the model's own predictions (the Fisher of "
-        "Kirkpatrick et al.; softmax heads only); empirical: the gold labels (any head).",
+        "Kirkpatrick et al.; single-label classification and tagging, softmax or CRF head: a "
+        "whole tag sequence from the CRF); empirical: the gold labels (any head).",
     )
     online: bool = Field(
         False,

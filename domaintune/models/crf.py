@@ -146,6 +146,41 @@ class CRF(nn.Module):
             path.append(previous.gather(1, path[-1].unsqueeze(1)).squeeze(1))
         return torch.stack(path[::-1], 1)  # (B, W)
 
+    @torch.no_grad()
+    def sample(
+        self, emissions: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One tag sequence per row (B, W) drawn from the CRF's own ``p(tags | emissions)``.
+
+        Forward filtering, backward sampling: the forward algorithm's log-alphas, then the last
+        tag from ``alpha + end`` and each earlier one from ``alpha + transition into the next``.
+        Illegal moves have probability 0. Positions beyond a row's length hold 0. Runs on the
+        CPU (``generator`` is a CPU generator); the result is on the emissions' device.
+        """
+        device = emissions.device
+        emissions, mask = emissions.detach().float().cpu(), mask.cpu()  # (B, W, C), (B, W)
+        batch, width, _ = emissions.shape
+        out = torch.zeros(batch, width, dtype=torch.long)
+        if width == 0:
+            return out.to(device)
+        start, transitions = (s.detach().float().cpu() for s in self._scores(float("-inf")))
+        alphas = [start + emissions[:, 0]]  # each (B, C)
+        for t in range(1, width):
+            step = alphas[-1].unsqueeze(2) + transitions + emissions[:, t].unsqueeze(1)
+            alphas.append(torch.logsumexp(step, 1))  # rows past their end are never read
+        lengths = mask.sum(1)  # (B,)
+        end = self.end.detach().float().cpu()
+        following = torch.zeros(batch, dtype=torch.long)  # (B,) the tag drawn at t + 1
+        for t in range(width - 1, -1, -1):
+            last = lengths == t + 1  # (B,) rows whose final word is at t
+            into_next = transitions[:, following].T  # (B, C): score of moving into t + 1's tag
+            logits = alphas[t] + torch.where(last.unsqueeze(1), end.expand(batch, -1), into_next)
+            drawn = torch.multinomial(torch.softmax(logits, 1), 1, generator=generator)[:, 0]
+            inside = t < lengths  # (B,)
+            following = torch.where(inside, drawn, following)
+            out[:, t] = torch.where(inside, drawn, 0)
+        return out.to(device)
+
 
 def compact(values: torch.Tensor, mask: torch.Tensor, fill: float = 0) -> torch.Tensor:
     """Move the ``mask``-ed positions of each row to a left-aligned prefix.

@@ -6,7 +6,8 @@ predictions: ``weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))``
 the tagged words (token classification) or the examples (classification). The T^2 keeps the
 gradient's scale independent of T (Hinton et al., 2015). When the stage grew the tag set
 (``tasks.label_growth``), the KL covers the tags the teacher had: the new tags are the new
-task's, on which the teacher knows nothing.
+task's, on which the teacher knows nothing. With ``head: crf`` the KL is on each word's emission
+softmax; the CRF's transition scores are not distilled.
 """
 
 from __future__ import annotations

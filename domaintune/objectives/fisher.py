@@ -1,10 +1,11 @@
 """The diagonal Fisher information of a model on a task's data, and its file.
 
 Which Fisher: the **true** Fisher by default, ``E_x E_{y~p(y|x)} [(d log p(y|x) / d theta)^2]``,
-with one label sampled from the model's own prediction per example (per word for tagging), as
+with one label sampled from the model's own prediction per example (per word for a softmax
+tagging head, one whole tag sequence from the CRF's distribution for ``head: crf``), as
 Kirkpatrick et al. (2017) define it; the empirical Fisher (gold labels) is an option, and the
-only one for heads without a per-position softmax (CRF, multi-label, regression), but it
-measures how well the model fits the labels rather than its curvature (Kunstner et al., 2019).
+only one for multi-label and regression heads, but it measures how well the model fits the
+labels rather than its curvature (Kunstner et al., 2019).
 Squared gradients are taken **per example**, not per batch: the square of a batch-mean gradient
 is the square of a sum, whose cross terms make it a different (much smaller) quantity.
 An example's log-likelihood is the sum over its words, the task loss before normalisation.
@@ -21,6 +22,7 @@ from torch import nn
 
 from domaintune.data.encode import Encoded
 from domaintune.errors import ConfigError
+from domaintune.models.crf import compact, expand, prefix_mask
 from domaintune.tasks.inference import model_inputs
 
 FISHER_FILE = "fisher.safetensors"
@@ -44,10 +46,10 @@ def estimate_fisher(
     data-dependent masking code, and 1,000 short sentences take well under a minute on MiniLM.
     The model runs in eval mode (no dropout): the Fisher of the model that will be anchored.
     """
-    if estimator == "true" and not _has_softmax(task):
+    if estimator == "true" and not _can_sample(task):
         raise ConfigError(
-            "objectives: ewc: estimator 'true' samples from a softmax over labels, which this "
-            "task's head lacks (CRF, multi-label or regression) → set estimator: empirical"
+            "objectives: ewc: estimator 'true' samples labels from the model's distribution, "
+            "which this task's head lacks (multi-label or regression) → set estimator: empirical"
         )
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=generator)[:samples].tolist()
@@ -62,7 +64,12 @@ def estimate_fisher(
         batch = {k: v.to(device) for k, v in batch.items()}
         logits = module(**model_inputs(batch)).logits  # (1, C) or (1, T, C)
         if estimator == "true":
-            batch["labels"] = sample_labels(logits, batch["labels"], generator)
+            crf = getattr(task, "crf", None)
+            batch["labels"] = (
+                sample_labels(logits, batch["labels"], generator)
+                if crf is None
+                else sample_crf_labels(crf, logits, batch["labels"], generator)
+            )
         total, _ = task.loss(logits, batch)  # -log p(y|x), summed over the example's words
         grads = torch.autograd.grad(total, tensors, allow_unused=True)
         for f, g in zip(fisher, grads, strict=True):
@@ -80,6 +87,15 @@ def sample_labels(
     drawn = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
     drawn = drawn.reshape(labels.shape).to(labels.device)
     return torch.where(labels == IGNORE, labels, drawn)
+
+
+def sample_crf_labels(
+    crf: Any, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Tag sequences drawn from the CRF's ``p(tags | x)`` over the tagged words (not -100)."""
+    tagged = labels != IGNORE  # (B, T)
+    path = crf.sample(compact(logits, tagged), prefix_mask(tagged), generator)  # (B, W)
+    return expand(path, tagged, fill=IGNORE).to(labels.dtype)
 
 
 def save_fisher(path: Path, fisher: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -124,7 +140,7 @@ def fit_shape(fisher: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _has_softmax(task: Any) -> bool:
+def _can_sample(task: Any) -> bool:
     if task.kind == "tokens":
-        return getattr(task, "crf", None) is None
+        return True  # a softmax per word, or the CRF's sequence distribution
     return task.kind == "text" and getattr(task.cfg, "problem", "") == "single_label"

@@ -24,8 +24,9 @@ from domaintune.tasks.token_encode import IGNORE, encode_tokens
 class TokenClassificationTask:
     """Tag every word; the first sub-word of each word carries its tag.
 
-    ``head: softmax`` tags each word independently; ``head: crf`` adds a linear-chain CRF over
-    the words (``tasks.crf_head``), whose scores are saved in the task state.
+    ``head: crf`` (the default) adds a linear-chain CRF over
+    the words (``tasks.crf_head``), whose scores are saved in the task state; ``head: softmax``
+    tags each word independently.
     """
 
     kind = "tokens"

@@ -144,3 +144,63 @@ def test_ewc_needs_one_fisher_source() -> None:
     with pytest.raises(ValidationError, match="online: true needs data"):
         EWCConfig(name="ewc", online=True, fisher_from="runs/x")
     assert EWCConfig(name="ewc", online=True, data=["a.conll"], fisher_from="runs/x").gamma == 1.0
+
+
+class _WordTagger(torch.nn.Module):
+    """Per-token emissions from an embedding: a token-classification model's interface."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(20, 3)
+        with torch.no_grad():
+            self.embed.weight.mul_(2.0)
+
+    def forward(self, input_ids: torch.Tensor, **_: object) -> SimpleNamespace:
+        return SimpleNamespace(logits=self.embed(input_ids.long()))  # (B, T, 3)
+
+
+def test_true_fisher_of_a_crf_head_samples_whole_tag_sequences() -> None:
+    """head: crf: the estimate tends to sum over legal paths of p(y|x) (d log p(y|x))^2."""
+    import itertools
+
+    from domaintune.config import TokenClassificationTaskConfig
+
+    task = build_task(
+        TokenClassificationTaskConfig(name="token_classification", head="crf"),
+        {"labels": ["O", "B-A", "I-A"]},
+    )
+    assert task.crf is not None
+    with torch.no_grad():
+        task.crf.transitions.copy_(
+            torch.tensor([[0.5, -1.0, 0.0], [0.2, 0.0, 1.5], [0.0, 1.0, 0.3]])
+        )
+    model = _WordTagger()
+    params = {"embed.weight": model.embed.weight, "crf.transitions": task.crf.transitions}
+    row, n = [4, 9, 13], 3000
+    encoded = Encoded(
+        {
+            "input_ids": [np.asarray(row, dtype=np.int32)] * n,
+            "labels": [np.zeros(3, dtype=np.int64)] * n,  # gold tags only mark the words
+            "word_ids": [np.arange(3, dtype=np.int64)] * n,
+        }
+    )
+    fisher = estimate_fisher(model, task, encoded, params, samples=n, seed=5)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    exact = {name: torch.zeros_like(p) for name, p in params.items()}
+    legal = 0
+    for path in itertools.product(range(3), repeat=3):
+        tags = torch.tensor([path])
+        for p in params.values():
+            p.grad = None
+        log_p = task.crf.log_likelihood(model(torch.tensor([row])).logits, tags, mask)[0]
+        if log_p.item() < -100:  # an illegal path (O → I-A or a first I-A): probability 0
+            continue
+        legal += 1
+        log_p.backward()
+        for name, p in params.items():
+            exact[name] += log_p.exp().item() * p.grad**2
+    assert legal < 27  # the constraints removed some paths
+    for name in params:
+        got, want = fisher[name].sum().item(), exact[name].sum().item()
+        assert abs(got - want) / want < 0.05, (name, got, want)

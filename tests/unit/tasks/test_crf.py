@@ -199,3 +199,35 @@ def test_empty_batch_decodes_to_nothing() -> None:
     assert isinstance(ids, np.ndarray) and ids.shape == (2, 3)
     total, count = crf_loss(crf, torch.randn(2, 3, 3), torch.full((2, 3), -100), -100)
     assert total.item() == 0.0 and count.item() == 0
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_samples_follow_the_brute_force_distribution(constrained: bool) -> None:
+    """Forward filtering / backward sampling draws each path with its CRF probability."""
+    labels = LABEL_SETS[0]  # O, B-A, I-A
+    crf = _random_crf(labels, constrained, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    # Softer emissions than _case so that many paths have visible probability.
+    emissions = torch.randn(1, 3, len(labels), generator=gen)
+    draws = 20_000
+    rows = emissions.expand(draws, -1, -1)
+    lengths = [3] * (draws // 2) + [2] * (draws // 2)  # two lengths share a batch
+    mask = torch.arange(3).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    sampled = crf.sample(rows, mask, torch.Generator().manual_seed(1))
+    assert sampled.shape == (draws, 3)
+    assert sampled[draws // 2 :, 2].eq(0).all()  # past a row's end: 0
+    for length, part in ((3, sampled[: draws // 2]), (2, sampled[draws // 2 :])):
+        paths = list(itertools.product(range(len(labels)), repeat=length))
+        scores = [_path_score(crf, emissions[0, :length], p) for p in paths]
+        top = max(scores)
+        weights = [math.exp(s - top) for s in scores]
+        counts = {p: 0 for p in paths}
+        for row in part[:, :length].tolist():
+            counts[tuple(row)] += 1
+        for path, weight in zip(paths, weights, strict=True):
+            expected = weight / sum(weights)
+            observed = counts[path] / len(part)
+            # 5 binomial standard deviations (n = 10,000), and illegal paths never drawn
+            assert abs(observed - expected) <= 5 * math.sqrt(expected * (1 - expected) / len(part))
+            if constrained and not _legal(labels, list(path)):
+                assert counts[path] == 0

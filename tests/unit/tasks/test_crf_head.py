@@ -75,7 +75,9 @@ def test_state_round_trip_restores_the_learned_scores(
     ):
         assert torch.equal(a, b), name
     assert torch.equal(again.crf.allowed, task.crf.allowed)
-    softmax = build_task(TokenClassificationTaskConfig(name="token_classification"), state)
+    softmax = build_task(
+        TokenClassificationTaskConfig(name="token_classification", head="softmax"), state
+    )
     assert "crf" not in softmax.state()
 
 
@@ -166,3 +168,20 @@ def test_sigkill_then_resume_matches_uninterrupted_with_crf(
         diff = (torch.tensor(crf_a[name]) - torch.tensor(crf_b[name])).abs().max().item()
         assert diff <= 1e-6, name
     assert any(v != 0.0 for row in crf_a["transitions"] for v in row)
+
+
+def test_crf_is_the_default_head_and_a_resolved_recipe_keeps_softmax() -> None:
+    """The comparison's best head is the default; recipes resolved before keep their head."""
+    import yaml
+
+    from domaintune.config.load import dump_recipe, load_recipe
+
+    assert TokenClassificationTaskConfig(name="token_classification").head == "crf"
+    recipe = {
+        "task": {"name": "token_classification", "head": "softmax"},
+        "model": {"name": "minilm"},
+        "data": {"train": "a.conll", "format": "conll"},
+    }
+    resolved = yaml.safe_load(dump_recipe(load_recipe(recipe)))
+    assert resolved["task"]["head"] == "softmax"
+    assert load_recipe(resolved).task.head == "softmax"
