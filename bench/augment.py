@@ -15,10 +15,11 @@ command on that recipe (its learning rate, epochs, batch size and schedule) with
   2 copies, rate 0.5) and ``back_translation`` only with ``--mt-forward/--mt-backward`` (two
   MarianMT-style folders; none installs offline here).
 
-A control arm, ``repeat``: no augmentation, ``train.epochs`` × 5, so the model takes as many
-optimiser steps as with eda's 4 copies (1 + 4 times the data). At 100 examples and batch 16 the
-plain recipe takes only 21 steps, so an augmentation can win by giving more steps alone; each
-augmentation is also reported against ``repeat`` (case ``...-vs-repeat``) to separate the two.
+Step-matched control arms, ``repeatK``: no augmentation, ``train.epochs`` × K, so the model
+takes as many optimiser steps as with an augmentation of K - 1 copies (K times the data): K = 5
+for eda, 3 for contextual and mention replacement. At 100 examples and batch 16 the plain recipe
+takes only 21 steps, so an augmentation can win by giving more steps alone; each augmentation is
+also reported against its ``repeatK`` (case ``...-vs-repeat``) to separate the two.
 
 Reported per case (``ours`` = with augmentation, ``reference`` = without, ``ratio`` =
 ours/reference): the test metric (mean over seeds, with std and per-seed values), the seconds
@@ -60,7 +61,18 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
     "mention_replacement": {"name": "mention_replacement", "rate": 0.5, "copies": 2},
 }
 NER_ONLY = {"mention_replacement"}
-REPEAT = 5  # the control arm's epochs multiplier: eda's 4 copies plus the original
+
+
+def control(aug: str) -> str:
+    """The step-matched control arm of an augmentation: its copies plus the original."""
+    return f"repeat{1 + int(AUGMENTATIONS[aug]['copies'])}"
+
+
+def is_control(arm: str) -> bool:
+    """Whether an arm is a ``repeatK`` control."""
+    return arm.startswith("repeat") and arm[6:].isdigit()
+
+
 LOCK = threading.Lock()
 
 
@@ -83,8 +95,8 @@ class Bench:
             f"train.seed={seed}",
             *self.extra,
         ]
-        if aug == "repeat":
-            out.append(f"train.epochs={self.epochs(dataset) * REPEAT}")
+        if is_control(aug):
+            out.append(f"train.epochs={self.epochs(dataset) * int(aug[6:])}")
         elif aug != "none":
             out.insert(1, f"data.augment=[{json.dumps({**AUGMENTATIONS[aug], 'seed': seed})}]")
         return out
@@ -252,10 +264,10 @@ def main() -> None:
             ROOT / "bench" / "work" / "augment", ROOT / "bench/results/data.json", ledger, None
         )
     threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
-    arms = {
-        d: ["none", "repeat", *[a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]]
-        for d in args.datasets
-    }
+    arms = {}
+    for d in args.datasets:
+        mine = [a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]
+        arms[d] = ["none", *sorted({control(a) for a in mine}), *mine]
     jobs = [
         (d, n, a, s) for d in args.datasets for n in args.sizes for a in arms[d] for s in args.seeds
     ]
@@ -277,16 +289,17 @@ def main() -> None:
                 f"python bench/augment.py{' --smoke' if args.smoke else ''} "
                 f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S"
             )
-            control = f"the same with train.epochs={bench.epochs(d) * REPEAT} and no data.augment"
             for aug in arms[d][1:]:
                 what = (
-                    f"train.epochs={bench.epochs(d) * REPEAT}"
-                    if aug == "repeat"
+                    f"train.epochs={bench.epochs(d) * int(aug[6:])}"
+                    if is_control(aug)
                     else f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S]"
                 )
                 pairs = [("none", "", "the same without data.augment")]
-                if aug != "repeat":
-                    pairs.append(("repeat", "-vs-repeat", control))
+                if not is_control(aug):
+                    k = int(control(aug)[6:])
+                    steps = f"train.epochs={bench.epochs(d) * k} and no data.augment"
+                    pairs.append((control(aug), "-vs-repeat", f"the same with {steps}"))
                 for ref_arm, suffix, ref_text in pairs:
                     seeds = [s for s in args.seeds if s in arm[aug] and s in arm[ref_arm]]
                     if not seeds:
