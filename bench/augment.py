@@ -83,6 +83,15 @@ class Bench:
         """Set the folders; ``smoke`` holds the smoke recipes (small dev/test files)."""
         self.work, self.results, self.ledger, self.smoke = work, results, ledger, smoke
         self.extra = ["train.max_steps=3", "train.eval_every=3"] if smoke else []
+        self.budget = 1  # --budget: every arm's epochs times this
+
+    def label(self, size: int) -> str:
+        """The size as keys, folders and cases name it (``100x3`` with ``--budget 3``)."""
+        return str(size) if self.budget == 1 else f"{size}x{self.budget}"
+
+    def arm_epochs(self, dataset: str, aug: str) -> int:
+        """An arm's epochs: the recipe's, times the budget, times K for a ``repeatK`` control."""
+        return self.epochs(dataset) * self.budget * (int(aug[6:]) if is_control(aug) else 1)
 
     def recipe(self, dataset: str) -> str:
         """The recipe of a data set (a smoke copy with small dev/test files in smoke runs)."""
@@ -95,10 +104,10 @@ class Bench:
             f"train.seed={seed}",
             *self.extra,
         ]
-        if is_control(aug):
-            out.append(f"train.epochs={self.epochs(dataset) * int(aug[6:])}")
-        elif aug != "none":
+        if aug not in ("none",) and not is_control(aug):
             out.insert(1, f"data.augment=[{json.dumps({**AUGMENTATIONS[aug], 'seed': seed})}]")
+        if self.arm_epochs(dataset, aug) != self.epochs(dataset):
+            out.append(f"train.epochs={self.arm_epochs(dataset, aug)}")
         return out
 
     def epochs(self, dataset: str) -> int:
@@ -110,7 +119,7 @@ class Bench:
 
     def folder(self, dataset: str, size: int, aug: str, seed: int) -> Path:
         """Where one run lives."""
-        return self.work / dataset / str(size) / aug / f"s{seed}"
+        return self.work / dataset / self.label(size) / aug / f"s{seed}"
 
     def known(self) -> dict[str, dict[str, Any]]:
         """Finished runs of the ledger, by key (the last line of a key wins)."""
@@ -138,7 +147,7 @@ def entry(folder: Path, key: str, overrides: list[str]) -> dict[str, Any]:
 def train(bench: Bench, job: tuple[str, int, str, int], threads: int) -> dict[str, Any] | None:
     """Run one training unless the ledger or its folder has it; its entry, or None on failure."""
     dataset, size, aug, seed = job
-    key = f"{dataset}/{size}/{aug}/s{seed}"
+    key = f"{dataset}/{bench.label(size)}/{aug}/s{seed}"
     overrides = bench.overrides(*job)
     known = bench.known().get(key)
     if known is not None and known["overrides"] == overrides:
@@ -240,6 +249,13 @@ def main() -> None:
     parser.add_argument("--mt-backward", help="seq2seq folder back from the pivot")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (1 thread each)")
     parser.add_argument("--fresh", action="store_true", help="ignore the committed ledger")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=1,
+        help="every arm's epochs times this (cases and folders named SIZExB): does an "
+        "augmentation help once the no-augmentation run has trained longer?",
+    )
     parser.add_argument("--smoke", action="store_true", help="subsets of 16, 3 steps, temp folder")
     args = parser.parse_args()
     augs = list(args.augmentations)
@@ -263,6 +279,7 @@ def main() -> None:
         bench = Bench(
             ROOT / "bench" / "work" / "augment", ROOT / "bench/results/data.json", ledger, None
         )
+    bench.budget = args.budget
     threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
     arms = {}
     for d in args.datasets:
@@ -285,20 +302,23 @@ def main() -> None:
                 a: {s: done[(d, n, a, s)] for s in args.seeds if (d, n, a, s) in done}
                 for a in arms[d]
             }
+            flags = (" --smoke" if args.smoke else "") + (
+                f" --budget {args.budget}" if args.budget != 1 else ""
+            )
             base = (
-                f"python bench/augment.py{' --smoke' if args.smoke else ''} "
-                f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S"
+                f"python bench/augment.py{flags} "
+                f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S "
+                f"train.epochs={bench.arm_epochs(d, 'none')}"
             )
             for aug in arms[d][1:]:
                 what = (
-                    f"train.epochs={bench.epochs(d) * int(aug[6:])}"
+                    f"and no data.augment, but train.epochs={bench.arm_epochs(d, aug)}"
                     if is_control(aug)
                     else f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S]"
                 )
                 pairs = [("none", "", "the same without data.augment")]
                 if not is_control(aug):
-                    k = int(control(aug)[6:])
-                    steps = f"train.epochs={bench.epochs(d) * k} and no data.augment"
+                    steps = f"train.epochs={bench.arm_epochs(d, control(aug))} and no data.augment"
                     pairs.append((control(aug), "-vs-repeat", f"the same with {steps}"))
                 for ref_arm, suffix, ref_text in pairs:
                     seeds = [s for s in args.seeds if s in arm[aug] and s in arm[ref_arm]]
@@ -307,7 +327,8 @@ def main() -> None:
                     cmd = f"{base} {what}; reference: {ref_text}; {machine()})"
                     ours = summary([arm[aug][s] for s in seeds], metric)
                     ref = summary([arm[ref_arm][s] for s in seeds], metric)
-                    out += records(f"{d}-{n}-{aug}{suffix}", metric, ours, ref, seeds, cmd)
+                    case = f"{d}-{bench.label(n)}-{aug}{suffix}"
+                    out += records(case, metric, ours, ref, seeds, cmd)
     bench.results.parent.mkdir(parents=True, exist_ok=True)
     # data.json also holds bench/knowledge.py's records: replace only the cases written here
     mine = {r["case"] for r in out}
