@@ -248,6 +248,9 @@ def main() -> None:
     parser.add_argument("--mt-forward", help="seq2seq folder into the pivot (back-translation)")
     parser.add_argument("--mt-backward", help="seq2seq folder back from the pivot")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (1 thread each)")
+    parser.add_argument(
+        "--threads", type=int, help="threads per training (default: 1 when --jobs > 1, else all)"
+    )
     parser.add_argument("--fresh", action="store_true", help="ignore the committed ledger")
     parser.add_argument(
         "--budget",
@@ -280,7 +283,7 @@ def main() -> None:
             ROOT / "bench" / "work" / "augment", ROOT / "bench/results/data.json", ledger, None
         )
     bench.budget = args.budget
-    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     arms = {}
     for d in args.datasets:
         mine = [a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]
