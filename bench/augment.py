@@ -104,7 +104,7 @@ class Bench:
             f"train.seed={seed}",
             *self.extra,
         ]
-        if aug not in ("none",) and not is_control(aug):
+        if aug != "none" and not is_control(aug):
             out.insert(1, f"data.augment=[{json.dumps({**AUGMENTATIONS[aug], 'seed': seed})}]")
         if self.arm_epochs(dataset, aug) != self.epochs(dataset):
             out.append(f"train.epochs={self.arm_epochs(dataset, aug)}")

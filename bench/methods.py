@@ -121,7 +121,7 @@ MAX_EXTENSIONS = 2
 # Rows that explain a choice (docs/methods.md) rather than offer a method: their grids do not
 # grow, and they run only on these cases with these seeds.
 ABLATIONS: dict[str, dict[str, list[int]]] = {
-    "lora-no-norms": {"nicta": [42], "ncbi": [42, 1, 2]},
+    "lora-no-norms": {"nicta": [42], "ncbi": [42, 1, 2], "ncbi-crf": [42, 1, 2]},
     "lora-r64": {"ncbi": [42]},
     "lora-e6": {"ncbi": [42]},
     "lora-r64-norms": {"ncbi": [42]},
