@@ -113,3 +113,17 @@ def test_runs_with_different_precisions_in_one_process(
     for i, precision in enumerate((first, "fp32", first)):
         recipe = recipe_dict(tiny_bert, cls_data, precision=precision, epochs=1)
         api.run(load_recipe(recipe), output_dir=tmp_path / f"run{i}")
+
+
+def test_a_run_with_very_few_steps_is_told_to_train_longer() -> None:
+    """100 examples, batch 16, 3 epochs = 21 steps: measured to learn nothing (docs)."""
+    from domaintune.config.sections import TrainConfig
+    from domaintune.training.loop import FEW_STEPS, few_steps_advice
+
+    cfg = TrainConfig(epochs=3, batch_size=16)
+    advice = few_steps_advice(21, 100, cfg)
+    assert advice is not None
+    assert "only 21 optimiser steps" in advice and "train.epochs" in advice
+    assert "\n" not in advice  # one line
+    assert few_steps_advice(FEW_STEPS, 1000, cfg) is None
+    assert few_steps_advice(21, 100, TrainConfig(epochs=3, max_steps=21)) is None  # chosen
