@@ -37,6 +37,7 @@ steps, into a temp folder, to check that it works).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -73,6 +74,19 @@ def is_control(arm: str) -> bool:
     return arm.startswith("repeat") and arm[6:].isdigit()
 
 
+def repeats(arm: str) -> int:
+    """K of a ``repeatK`` control (its epochs multiplier); 1 for any other arm."""
+    return int(arm[6:]) if is_control(arm) else 1
+
+
+@functools.cache
+def recipe_epochs(path: Path) -> int:
+    """A recipe's ``train.epochs`` (read once per recipe)."""
+    import yaml
+
+    return int(yaml.safe_load(path.read_text(encoding="utf-8"))["train"]["epochs"])
+
+
 LOCK = threading.Lock()
 
 
@@ -91,7 +105,7 @@ class Bench:
 
     def arm_epochs(self, dataset: str, aug: str) -> int:
         """An arm's epochs: the recipe's, times the budget, times K for a ``repeatK`` control."""
-        return self.epochs(dataset) * self.budget * (int(aug[6:]) if is_control(aug) else 1)
+        return self.epochs(dataset) * self.budget * repeats(aug)
 
     def recipe(self, dataset: str) -> str:
         """The recipe of a data set (a smoke copy with small dev/test files in smoke runs)."""
@@ -112,10 +126,7 @@ class Bench:
 
     def epochs(self, dataset: str) -> int:
         """The recipe's ``train.epochs``."""
-        import yaml
-
-        recipe = yaml.safe_load((ROOT / self.recipe(dataset)).read_text(encoding="utf-8"))
-        return int(recipe["train"]["epochs"])
+        return recipe_epochs(ROOT / self.recipe(dataset))
 
     def folder(self, dataset: str, size: int, aug: str, seed: int) -> Path:
         """Where one run lives."""
@@ -310,16 +321,16 @@ def main() -> None:
             )
             base = (
                 f"python bench/augment.py{flags} "
-                f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S "
-                f"train.epochs={bench.arm_epochs(d, 'none')}"
+                f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S"
             )
+            plain = f"the same with train.epochs={bench.arm_epochs(d, 'none')} and no data.augment"
             for aug in arms[d][1:]:
                 what = (
-                    f"and no data.augment, but train.epochs={bench.arm_epochs(d, aug)}"
+                    "no data.augment"
                     if is_control(aug)
                     else f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S]"
-                )
-                pairs = [("none", "", "the same without data.augment")]
+                ) + f" train.epochs={bench.arm_epochs(d, aug)}"
+                pairs = [("none", "", plain)]
                 if not is_control(aug):
                     steps = f"train.epochs={bench.arm_epochs(d, control(aug))} and no data.augment"
                     pairs.append((control(aug), "-vs-repeat", f"the same with {steps}"))

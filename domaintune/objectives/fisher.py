@@ -22,7 +22,7 @@ from torch import nn
 
 from domaintune.data.encode import Encoded
 from domaintune.errors import ConfigError
-from domaintune.models.crf import compact, expand, prefix_mask
+from domaintune.models.crf import CRF, compact, expand, prefix_mask
 from domaintune.tasks.inference import model_inputs
 
 FISHER_FILE = "fisher.safetensors"
@@ -90,7 +90,7 @@ def sample_labels(
 
 
 def sample_crf_labels(
-    crf: Any, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    crf: CRF, logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
     """Tag sequences drawn from the CRF's ``p(tags | x)`` over the tagged words (not -100)."""
     tagged = labels != IGNORE  # (B, T)
