@@ -129,7 +129,10 @@ class Bench:
             path = self.work / "pipelines" / f"conll-s{seed}.yaml"  # one file per job
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(self.recipe("conll")))
-            self.call(["train", str(path), *self.overrides(seed), "-o", str(folder)], folder)
+            resume = ["--resume"] if (folder / "recipe.resolved.yaml").is_file() else []
+            self.call(
+                ["train", str(path), *self.overrides(seed), "-o", str(folder), *resume], folder
+            )  # a run cut off by a stopped session continues from its last checkpoint
 
     def overrides(self, seed: int) -> list[str]:
         """Seed and threads of every training."""
