@@ -256,9 +256,13 @@ def main() -> None:
             GRID[variant] = GRID[variant][:1]
     bench = Bench(work, data, args.smoke, threads)
     variants = ["plain", *[v for v in args.variants if v != "plain"]]
-    with ThreadPoolExecutor(args.jobs) as pool:  # stage 1 first: every variant starts from it
-        list(pool.map(bench.stage1, [s for s in args.seeds if bench.needs_stage1(s)]))
-        list(pool.map(lambda v: [bench.variant(v, x, 42) for x in GRID[v]], variants))
+    with ThreadPoolExecutor(args.jobs) as pool:
+        # The other seeds' stage-1 runs go alongside seed 42's grid (a variant waits for its
+        # seed's stage 1 under that seed's lock), so no job slot idles while one stage 1 trains.
+        first = [pool.submit(bench.stage1, s) for s in args.seeds if bench.needs_stage1(s)]
+        grid = [pool.submit(bench.variant, v, x, 42) for v in variants for x in GRID[v]]
+        for future in (*first, *grid):
+            future.result()
         plain_dev = scores(bench.variant("plain", 0.0, 42))["ncbi_dev"]
         chosen = {v: choose(bench, v, plain_dev) for v in variants}
         jobs = [(v, chosen[v], s) for v in variants for s in args.seeds]
