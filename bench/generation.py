@@ -291,7 +291,7 @@ def few_shot_args(dataset: str, variant: str, k: int, sampling: int) -> list[str
     return [
         "domaintune/recipes/prompting-smollm2-in-context.yaml",
         *data,
-        "data.max_length=512",
+        "data.max_length=1024",  # nicta's 12 demonstrations alone take 625 tokens
         method,
         *few,
         "eval.metric=f1_macro",

@@ -29,6 +29,9 @@ from transformers.modeling_outputs import ModelOutput
 from domaintune.errors import ModelError
 from domaintune.models.lm import body_and_head
 
+# Attention implementations that take a custom 4D mask (labels side by side on one cache).
+MASKABLE = ("sdpa", "eager")
+
 
 def _ragged(groups: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat ids and the label index of each: label c owns ``groups[c]``."""
@@ -206,10 +209,14 @@ class LabelLikelihoodScorer(_Scorer):
 
     The prompt runs once with a KV cache; every label's tokens but its last then run as a
     continuation of that cache (B × W rows of a few tokens), so the cost of a long prompt (with
-    demonstrations) is paid once, not once per label.
+    demonstrations) is paid once, not once per label. Without gradients (evaluation and
+    prediction), the tokens every prompt starts with (``prefix``: the instruction and the
+    in-context demonstrations) run once per batch, not once per row: its KV cache is copied to
+    every row and only each row's own text runs on top of it.
     """
 
     continuations: torch.Tensor  # (W, M) token ids, -1 padding
+    prefix: torch.Tensor  # (P,) token ids every prompt starts with
 
     def __init__(
         self,
@@ -218,6 +225,7 @@ class LabelLikelihoodScorer(_Scorer):
         owner: list[int],
         normalize: bool,
         calibration: torch.Tensor | None = None,
+        prefix: list[int] | None = None,
     ) -> None:
         """Wrap a ``...ForCausalLM`` model.
 
@@ -227,6 +235,8 @@ class LabelLikelihoodScorer(_Scorer):
             owner: The label index of each continuation.
             normalize: Mean log-probability per token (True) or the sum.
             calibration: Content-free prompts (R, T; -1 = padding) for contextual calibration.
+            prefix: Token ids every prompt starts with (computed once per batch when no
+                gradient is needed; rows that do not start with them are run whole).
 
         """
         super().__init__(model, calibration)
@@ -244,6 +254,8 @@ class LabelLikelihoodScorer(_Scorer):
         self.register_buffer("owner", torch.tensor(owner), persistent=False)  # (W,)
         self.labels = max(owner) + 1
         self.normalize = normalize
+        prefix_ids = torch.tensor(prefix or [], dtype=torch.long)
+        self.register_buffer("prefix", prefix_ids, persistent=False)  # (P,)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **inputs: Any
@@ -255,11 +267,17 @@ class LabelLikelihoodScorer(_Scorer):
         lengths = mask.sum(1)  # (B,)
         positions = (mask.cumsum(1) - 1).clamp(min=0)  # (B, T)
         cont = self.continuations  # (W, M)
-        words, steps = cont.shape
+        steps = cont.shape[1]
         need_cache = steps > 1
-        out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=need_cache)
-        hidden = out[0]  # (B, T, H)
-        last = hidden[torch.arange(batch, device=ids.device), lengths - 1]  # (B, H)
+        shared = self._shared_prefix(ids, lengths)
+        if shared:
+            out = self._on_prefix(body, ids, mask, positions, shared)
+        else:
+            out = body(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=need_cache
+            )
+        hidden = out[0]  # (B, T - shared, H)
+        last = hidden[torch.arange(batch, device=ids.device), lengths - 1 - shared]  # (B, H)
         first = torch.log_softmax(head(last).float(), dim=-1)  # (B, V)
         valid = cont >= 0  # (W, M)
         tokens = cont.clamp(min=0)
@@ -272,28 +290,114 @@ class LabelLikelihoodScorer(_Scorer):
                     "gradient checkpointing turns off in training → set "
                     "model.gradient_checkpointing: false"
                 )
-            cache.batch_repeat_interleave(words)  # rows: (b0 w0, b0 w1, ..., b1 w0, ...)
-            feed = tokens[:, :-1].repeat(batch, 1)  # (B W, M - 1)
-            feed_mask = torch.cat(
-                [mask.repeat_interleave(words, 0), valid[:, :-1].long().repeat(batch, 1)], 1
-            )  # (B W, T + M - 1)
-            feed_pos = lengths.repeat_interleave(words)[:, None] + torch.arange(
-                steps - 1, device=ids.device
-            )  # (B W, M - 1)
-            more = body(
-                input_ids=feed,
-                attention_mask=feed_mask,
-                position_ids=feed_pos,
-                use_cache=True,
-                **{self._cache: cache},
-            )[0]  # (B W, M - 1, H)
-            rest = torch.log_softmax(head(more).float(), dim=-1)  # (B W, M - 1, V)
-            target = tokens[:, 1:].repeat(batch, 1)  # (B W, M - 1)
-            picked = rest.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B W, M - 1)
-            logp = torch.cat([logp, picked.view(batch, words, steps - 1)], dim=-1)  # (B, W, M)
+            picked = self._continuations(body, head, cache, mask, lengths, hidden.dtype)
+            logp = torch.cat([logp, picked], dim=-1)  # (B, W, M)
         logp = logp.masked_fill(~valid, 0.0)
         scores = logp.sum(-1)  # (B, W)
         if self.normalize:
             scores = scores / valid.sum(-1).to(scores.dtype)
         logits = _combine(scores, self.owner, self.labels)  # (B, C)
         return ModelOutput(logits=_calibrated(logits, extra) if extra else logits)
+
+    def _continuations(
+        self,
+        body: nn.Module,
+        head: nn.Module,
+        cache: Any,
+        mask: torch.Tensor,
+        lengths: torch.Tensor,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """Log-probabilities (B, W, M - 1) of every label's tokens after its first.
+
+        Every label's tokens but its last run side by side in one row per prompt, on the
+        prompt's KV cache, under a mask that lets each token see the prompt and the earlier
+        tokens of its own label only: the cache is read once per prompt, not once per label.
+        Attention implementations that take no custom mask (flash attention) get one row per
+        (prompt, label) instead, each on its own copy of the cache.
+        """
+        cont = self.continuations  # (W, M)
+        words, steps = cont.shape
+        batch, width, n = mask.shape[0], mask.shape[1], steps - 1
+        tokens = cont.clamp(min=0)
+        attention = getattr(getattr(body, "config", None), "_attn_implementation", None)
+        if attention not in MASKABLE:
+            cache.batch_repeat_interleave(words)  # rows: (b0 w0, b0 w1, ..., b1 w0, ...)
+            feed_mask = torch.cat(
+                [mask.repeat_interleave(words, 0), (cont[:, :-1] >= 0).long().repeat(batch, 1)],
+                1,
+            )  # (B W, T + M - 1)
+            more = body(
+                input_ids=tokens[:, :-1].repeat(batch, 1),
+                attention_mask=feed_mask,
+                position_ids=lengths.repeat_interleave(words)[:, None]
+                + torch.arange(n, device=mask.device),
+                use_cache=True,
+                **{self._cache: cache},
+            )[0]  # (B W, M - 1, H)
+        else:
+            step = torch.arange(n, device=mask.device)
+            word = torch.arange(words, device=mask.device).repeat_interleave(n)  # (L,)
+            at = step.repeat(words)  # (L,) a token's place in its label
+            own = (word[:, None] == word[None, :]) & (at[None, :] <= at[:, None])  # (L, L)
+            seen = torch.cat(
+                [
+                    mask.bool()[:, None, :].expand(batch, words * n, width),
+                    own[None].expand(batch, -1, -1),
+                ],
+                dim=2,
+            )[:, None]  # (B, 1, L, T + L): True where a query may look
+            if attention == "eager":  # eager attention adds the mask to the scores
+                seen = torch.zeros(seen.shape, dtype=dtype, device=mask.device).masked_fill(
+                    ~seen, torch.finfo(dtype).min
+                )
+            more = body(
+                input_ids=tokens[:, :-1].reshape(1, -1).expand(batch, -1),
+                attention_mask=seen,
+                position_ids=lengths[:, None] + at[None, :],
+                use_cache=True,
+                **{self._cache: cache},
+            )[0]  # (B, L, H)
+        rest = torch.log_softmax(head(more).float(), dim=-1)  # (B, L, V) or (B W, M - 1, V)
+        target = tokens[:, 1:].reshape(1, -1, 1).expand(batch, -1, 1)  # (B, L, 1)
+        return rest.reshape(batch, words * n, -1).gather(-1, target).view(batch, words, n)
+
+    def _shared_prefix(self, ids: torch.Tensor, lengths: torch.Tensor) -> int:
+        """Prefix tokens to run once for the batch: 0 with gradients or rows that differ."""
+        width = int(self.prefix.numel())
+        if width == 0 or torch.is_grad_enabled() or ids.shape[1] <= width:
+            return 0
+        same = torch.eq(ids[:, :width], self.prefix)
+        if bool((lengths <= width).any()) or not bool(same.all()):
+            return 0
+        return width
+
+    def _on_prefix(
+        self,
+        body: nn.Module,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        width: int,
+    ) -> Any:
+        """Run the shared prefix once, copy its KV cache to every row, run the rest on it."""
+        first = body(
+            input_ids=ids[:1, :width],
+            attention_mask=mask[:1, :width],
+            position_ids=positions[:1, :width],
+            use_cache=True,
+        )
+        cache = first.get(self._cache)
+        if cache is None:
+            raise ModelError(
+                f"method: prompting: {type(body).__name__} returned no KV cache → set "
+                "model.gradient_checkpointing: false"
+            )
+        cache.batch_repeat_interleave(ids.shape[0])
+        return body(
+            input_ids=ids[:, width:],
+            attention_mask=mask,
+            position_ids=positions[:, width:],
+            use_cache=True,
+            **{self._cache: cache},
+        )

@@ -210,7 +210,12 @@ class PromptTask:
         plan = self.plan
         if self.scoring == "label_likelihood":
             return prompt_scorers.LabelLikelihoodScorer(
-                model, plan.words, plan.owner, self.prompt.length_normalize, calibration
+                model,
+                plan.words,
+                plan.owner,
+                self.prompt.length_normalize,
+                calibration,
+                prefix=plan.lead + plan.before,
             )
         if self.scoring == "similarity":
             return prompt_scorers.SimilarityScorer(

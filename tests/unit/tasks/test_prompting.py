@@ -155,16 +155,29 @@ def hand_scores(
     return out
 
 
-@pytest.mark.parametrize("normalize", [True, False])
-def test_label_likelihood_equals_a_hand_computation(tiny_llama: Path, normalize: bool) -> None:
+@pytest.mark.parametrize(
+    ("normalize", "attention"),
+    [(True, "sdpa"), (False, "sdpa"), (True, "eager"), (False, "one-row-per-label")],
+)
+def test_label_likelihood_equals_a_hand_computation(
+    tiny_llama: Path, normalize: bool, attention: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels side by side under a 4D mask (sdpa, eager), or one cache copy per label."""
     from transformers import AutoModelForCausalLM
+
+    from domaintune.models import prompt_scorers
 
     verbalizer = {"negative": ["bad", "weak result"], "positive": "good sign"}
     task, tok = prompt_task(
         tiny_llama, "llama", verbalizer=verbalizer, length_normalize=normalize, calibrate=False
     )
     assert [len(w) for w in task.plan.words] == [1, 2, 2]  # uneven continuations
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
+    if attention == "one-row-per-label":
+        monkeypatch.setattr(prompt_scorers, "MASKABLE", ())
+        attention = "sdpa"
+    model = AutoModelForCausalLM.from_pretrained(
+        str(tiny_llama), attn_implementation=attention
+    ).eval()
     logits = scores(task, tok, model, TEXTS)  # right-padded prompts of three lengths
     prompts = task.encode([{"text": t} for t in TEXTS], tok, 64).features["input_ids"]
     for row, prompt in enumerate(prompts):
@@ -213,3 +226,46 @@ def test_label_likelihood_refuses_gradient_checkpointing_in_training(tiny_llama:
     batch = task.collate(task.encode([{"text": t} for t in TEXTS], tok, 64).features, 0)
     with pytest.raises(ModelError, match="gradient_checkpointing: false"):
         module(**batch)
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat-template"])
+def test_shared_prefix_scores_equal_whole_prompts(tiny_llama: Path, chat: bool) -> None:
+    """Instruction and demonstrations run once per batch: the same scores as every row whole."""
+    from transformers import AutoModelForCausalLM
+
+    base = ClassificationTask(ClassificationTaskConfig(name="classification"), {"labels": LABELS})
+    method = PromptingConfig(
+        name="prompting",
+        mode="in_context",
+        verbalizer={"negative": ["bad", "weak result"], "positive": "good sign"},
+    )
+    task = PromptTask(base, method, None)
+    task.demonstrations = [
+        {"text": "profit rose", "label": "positive"},
+        {"text": "the company has a loss", "label": "negative"},
+    ]
+    tok = load_tokenizer(ModelSource(str(tiny_llama), True))
+    if chat:
+        tok.chat_template = (
+            "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
+            "{% if add_generation_prompt %}assistant : {% endif %}"
+        )
+    task.bind("llama", tok)
+    assert task.plan is not None and len(task.plan.lead + task.plan.before) > 5
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
+    module = task.wrap(model).eval()
+    assert module.prefix.tolist() == task.plan.lead + task.plan.before
+    batch = task.collate(task.encode([{"text": t} for t in TEXTS], tok, 64).features, 0)
+    calls: list[int] = []
+    hook = model.model.register_forward_pre_hook(
+        lambda _m, _a, kw: calls.append(kw["input_ids"].shape[1]), with_kwargs=True
+    )
+    with torch.no_grad():
+        shared = module(**batch).logits
+    width = module.prefix.numel()
+    assert calls[0] == width  # the prefix ran once, as a batch of one row
+    module.prefix = module.prefix[:0]  # every row whole
+    with torch.no_grad():
+        whole = module(**batch).logits
+    hook.remove()
+    torch.testing.assert_close(shared, whole, atol=1e-5, rtol=1e-5)
