@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/augment.py --jobs 2
 	$(PY) bench/knowledge.py --jobs 2
 	$(PY) bench/generation.py --jobs 2
+	$(PY) bench/prompt_scoring.py
 
 style: setup
 	$(VENV)/bin/ruff format domaintune tests bench
