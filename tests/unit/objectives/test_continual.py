@@ -54,7 +54,7 @@ def _second(
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
-def test_ewc_distill_l2sp_run_from_a_recipe(
+def test_ewc_distill_l2sp_replay_run_from_a_recipe(
     method: str, tmp_path: Path, tiny_bert: Path, data: dict[str, dict[str, Path]], first: Path
 ) -> None:
     from domaintune.api import predict, run
@@ -65,8 +65,12 @@ def test_ewc_distill_l2sp_run_from_a_recipe(
         {"name": "l2sp", "weight": 0.01},
     ]
     recipe = _second(tiny_bert, data, first, method={"name": method}, objectives=objectives)
+    replay = {"files": [str(data["orgloc"]["train"])], "fraction": 0.25, "seed": 1}
+    recipe["data"]["replay"] = replay  # type: ignore[index]
     result = run(_recipe(recipe), output_dir=tmp_path / "run")
     assert result.steps > 0
+    mixed = json.loads((tmp_path / "run" / "results.json").read_text())["data"]["replay"]
+    assert mixed["examples"] == 12  # a quarter of the 48 earlier training sentences
     saved = json.loads((tmp_path / "run" / "final" / "domaintune.json").read_text())
     # one head over both tag sets: the old tags first, in their order
     assert saved["state"]["labels"] == [*OLD, "B-Disease", "I-Disease"]
