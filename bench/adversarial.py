@@ -354,23 +354,18 @@ def zh_records(bench: Bench, seeds: list[int], base: str, machine: str) -> list[
     case = f"dann-zh-{base}"
     src, dann = arms["source-only"], arms["dann"]
     return [
-        record(
-            case,
-            "target_test_accuracy_mean",
-            [e["accuracy"] for _, e in dann],
-            [e["accuracy"] for _, e in src],
-            "score",
-            seeds,
-            cmd,
-        ),
-        record(  # waimai's test set is 2:1 negative: accuracy alone rewards predicting negative
-            case,
-            "target_test_f1_macro_mean",
-            [e["f1_macro"] for _, e in dann],
-            [e["f1_macro"] for _, e in src],
-            "score",
-            seeds,
-            cmd,
+        # waimai's test set is 2:1 negative: accuracy alone rewards predicting negative
+        *(
+            record(
+                case,
+                f"target_test_{metric}_mean",
+                [e[metric] for _, e in dann],
+                [e[metric] for _, e in src],
+                "score",
+                seeds,
+                cmd,
+            )
+            for metric in ("accuracy", "f1_macro")
         ),
         record(
             case,
