@@ -281,8 +281,13 @@ def adversarial_records(
         found[arm] = [json.loads(p.read_text()) for p in runs if p.is_file()]
     if len(found["plain"]) != len(seeds):
         return []
-    plain_m = [r["test"][metric] for r in found["plain"]]
-    plain_t = [r["train"]["seconds"] for r in found["plain"]]
+    # (metric name, where it sits in results.json, unit, higher is better); dev is what a user
+    # could choose the knobs by (no test labels)
+    measures = [
+        (f"test_{metric}_mean", ("test", metric), "score", True),
+        (f"dev_{metric}_mean", ("validation", metric), "score", True),
+        ("train_seconds", ("train", "seconds"), "s", False),
+    ]
     out = []
     for arm in CASES[case]["arms"]:
         if len(found[arm]) != len(seeds):
@@ -291,41 +296,12 @@ def adversarial_records(
             f"python bench/adversarial.py --cases {case} ({CASES[case]['recipe']} "
             f"{' '.join(CASES[case]['over'] + ARMS[arm])}; reference: plain; {machine})"
         )
-        ref = None if arm == "plain" else plain_m
-        out.append(
-            record(
-                f"adv-{case}-{arm}",
-                f"test_{metric}_mean",
-                [r["test"][metric] for r in found[arm]],
-                ref,
-                "score",
-                seeds,
-                cmd,
+        for name, (section, key), unit, higher in measures:
+            values = [r[section][key] for r in found[arm]]
+            ref = None if arm == "plain" else [r[section][key] for r in found["plain"]]
+            out.append(
+                record(f"adv-{case}-{arm}", name, values, ref, unit, seeds, cmd, higher=higher)
             )
-        )
-        out.append(  # what a user could choose the knobs by (no test labels)
-            record(
-                f"adv-{case}-{arm}",
-                f"dev_{metric}_mean",
-                [r["validation"][metric] for r in found[arm]],
-                None if arm == "plain" else [r["validation"][metric] for r in found["plain"]],
-                "score",
-                seeds,
-                cmd,
-            )
-        )
-        out.append(
-            record(
-                f"adv-{case}-{arm}",
-                "train_seconds",
-                [r["train"]["seconds"] for r in found[arm]],
-                None if arm == "plain" else plain_t,
-                "s",
-                seeds,
-                cmd,
-                higher=False,
-            )
-        )
     return out
 
 
