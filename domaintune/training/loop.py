@@ -365,13 +365,16 @@ def _numbers(record: dict[str, Any]) -> dict[str, float]:
 # Below this many optimiser steps (with epochs, not max_steps, deciding) a run is told it may be
 # too short. Measured (docs/augmentation.md): MiniLM on 100 sentences, batch 16, 3 epochs = 21
 # steps learnt nothing (majority class; no entity); 500 sentences, 96 steps, scored 23 to 25
-# points below the same data trained for 9 epochs.
+# points below the same data trained for 9 epochs. A run whose epochs were already raised above
+# the default has taken that advice (the few-shot recipes: 20 epochs of 3 batches), so it is not
+# told again.
 FEW_STEPS = 200
 
 
 def few_steps_advice(total_steps: int, examples: int, cfg: TrainConfig) -> str | None:
-    """A one-line warning when ``train.epochs`` gives a small data set very few steps."""
-    if cfg.max_steps is not None or total_steps >= FEW_STEPS:
+    """A one-line warning when the default ``train.epochs`` gives a small data set few steps."""
+    default_epochs = TrainConfig.model_fields["epochs"].default
+    if cfg.max_steps is not None or total_steps >= FEW_STEPS or cfg.epochs > default_epochs:
         return None
     return (
         f"warning: train: only {total_steps} optimiser steps ({examples} training examples, "

@@ -89,3 +89,35 @@ def test_full_financial_phrasebank_meets_targets(tmp_path: Path) -> None:
     result = api.run("bench/recipes/foundation-fpb.yaml", output_dir=tmp_path / "run")
     assert result.test["accuracy"] >= 0.85 and result.test["f1_macro"] >= 0.82
     assert json.loads((tmp_path / "run" / "results.json").read_text())["test"]
+
+
+def test_ci_subset_smollm2_own_chat_template_masks_exactly_the_answers() -> None:
+    """The SFT mask on the packaged SmolLM2 tokenizer and its own ChatML template (not a copy)."""
+    from domaintune.config import ModelConfig
+    from domaintune.data.chat import ChatRenderer, encode_decoder
+    from domaintune.models.load import load_tokenizer, resolve_source
+
+    tok = load_tokenizer(resolve_source(ModelConfig(name="smollm2")))
+    assert tok.pad_token_id == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    messages = [
+        {"role": "user", "content": "Which disease is named in: BRCA1 carriers and breast cancer?"},
+        {"role": "assistant", "content": "breast cancer"},
+        {"role": "user", "content": "And the gene?"},
+        {"role": "assistant", "content": "BRCA1"},
+    ]
+    enc = encode_decoder([{"messages": messages}], tok, ChatRenderer(tok), 512)
+    ids = enc.features["input_ids"][0].tolist()
+    mask = enc.features["loss_mask"][0].tolist()
+    assert tok.decode(ids) == tok.apply_chat_template(messages, tokenize=False)
+    runs, current = [], []
+    for token, learned in zip(ids, mask, strict=True):
+        if learned:
+            current.append(token)
+        elif current:
+            runs.append(tok.decode(current))
+            current = []
+    # Both answers with their end-of-turn token, nothing of the system prompt or user turns.
+    assert runs == ["breast cancer<|im_end|>", "BRCA1<|im_end|>"]
+    first = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+    prompt = list(tok(first, add_special_tokens=False)["input_ids"])
+    assert ids[: len(prompt)] == prompt and not any(mask[: len(prompt)])

@@ -127,3 +127,5 @@ def test_a_run_with_very_few_steps_is_told_to_train_longer() -> None:
     assert "\n" not in advice  # one line
     assert few_steps_advice(FEW_STEPS, 1000, cfg) is None
     assert few_steps_advice(21, 100, TrainConfig(epochs=3, max_steps=21)) is None  # chosen
+    # epochs already raised (the few-shot recipe: 24 examples, batch 8, 20 epochs = 60 steps)
+    assert few_steps_advice(60, 24, TrainConfig(epochs=20, batch_size=8)) is None
