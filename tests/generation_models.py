@@ -187,3 +187,17 @@ def _row(fmt: str, source: str, target: str) -> dict[str, Any]:
             {"role": "assistant", "content": target},
         ]
     }
+
+
+def learned_runs(tokenizer: Any, ids: list[int], mask: list[int]) -> list[str]:
+    """The text of each run of consecutive learned tokens (loss mask 1), in order."""
+    runs, current = [], []
+    for token, learned in zip(ids, mask, strict=True):
+        if learned:
+            current.append(token)
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    if current:
+        runs.append(tokenizer.decode(current))
+    return runs

@@ -96,6 +96,7 @@ def test_ci_subset_smollm2_own_chat_template_masks_exactly_the_answers() -> None
     from domaintune.config import ModelConfig
     from domaintune.data.chat import ChatRenderer, encode_decoder
     from domaintune.models.load import load_tokenizer, resolve_source
+    from tests.generation_models import learned_runs
 
     tok = load_tokenizer(resolve_source(ModelConfig(name="smollm2")))
     assert tok.pad_token_id == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
@@ -109,15 +110,8 @@ def test_ci_subset_smollm2_own_chat_template_masks_exactly_the_answers() -> None
     ids = enc.features["input_ids"][0].tolist()
     mask = enc.features["loss_mask"][0].tolist()
     assert tok.decode(ids) == tok.apply_chat_template(messages, tokenize=False)
-    runs, current = [], []
-    for token, learned in zip(ids, mask, strict=True):
-        if learned:
-            current.append(token)
-        elif current:
-            runs.append(tok.decode(current))
-            current = []
     # Both answers with their end-of-turn token, nothing of the system prompt or user turns.
-    assert runs == ["breast cancer<|im_end|>", "BRCA1<|im_end|>"]
+    assert learned_runs(tok, ids, mask) == ["breast cancer<|im_end|>", "BRCA1<|im_end|>"]
     first = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
     prompt = list(tok(first, add_special_tokens=False)["input_ids"])
     assert ids[: len(prompt)] == prompt and not any(mask[: len(prompt)])

@@ -12,7 +12,7 @@ from domaintune.config.sections import DataConfig
 from domaintune.data.chat import ChatRenderer, encode_decoder
 from domaintune.data.readers import read_split
 from domaintune.errors import DataError
-from tests.generation_models import SMOLLM2_TEMPLATE, make_chat_llama
+from tests.generation_models import SMOLLM2_TEMPLATE, learned_runs, make_chat_llama
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +64,7 @@ def test_every_assistant_turn_is_learned_and_user_turns_are_not(chat_tokenizer: 
         {"role": "assistant", "content": "no sign of cancer"},
     ]
     ids, mask = _learned(tok, {"messages": messages})
-    runs, current = [], []
-    for token, learned in zip(ids, mask, strict=True):
-        if learned:
-            current.append(token)
-        elif current:
-            runs.append(tok.decode(current))
-            current = []
-    assert runs == ["a mild fever<|im_end|>", "no sign of cancer<|im_end|>"]
+    assert learned_runs(tok, ids, mask) == ["a mild fever<|im_end|>", "no sign of cancer<|im_end|>"]
     assert "be brief" not in tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
 
 
