@@ -18,8 +18,9 @@ Cases:
   Both arms are scored on the target test file by ``domaintune evaluate`` (the same code path,
   fp32), the source test split by the run itself; model selection is on the source dev split.
 
-Perturbation sizes (defaults of the objectives): FGM epsilon 1.0; PGD epsilon 1.0, alpha 0.3,
-3 steps. The common setting for BERT-style models (FGM epsilon 1, PGD K=3, alpha 0.3, as
+Perturbation sizes of the ``fgm`` / ``pgd`` arms: FGM epsilon 1.0; PGD epsilon 1.0, alpha 0.3,
+3 steps (the objectives' defaults until these results moved them to the quarter-size arms'
+values). The common setting for BERT-style models (FGM epsilon 1, PGD K=3, alpha 0.3, as
 popularised by public NLP competition code); our L2 norm is per example over its real tokens
 (Miyato et al. 2017; FreeLB), not over the whole batch's embedding-table gradient, so it is a
 larger perturbation than those (whole-table) implementations make: about sqrt(batch size) = 4
