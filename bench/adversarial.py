@@ -24,7 +24,8 @@ values). The common setting for BERT-style models (FGM epsilon 1, PGD K=3, alpha
 popularised by public NLP competition code); our L2 norm is per example over its real tokens
 (Miyato et al. 2017; FreeLB), not over the whole batch's embedding-table gradient, so it is a
 larger perturbation than those (whole-table) implementations make: about sqrt(batch size) = 4
-times per example at batch 16, hence the quarter-size arms on both. DANN: weight 1, gamma 10, mean pooling, domain classifier with 256 hidden units.
+times per example at batch 16, hence the quarter-size arms on both. DANN: weight 1, gamma 10,
+mean pooling, domain classifier with 256 hidden units.
 
 Runs live in ``bench/work/adversarial`` and are reused when their results exist (an interrupted
 benchmark resumes); their ``results.json`` and ``eval-*.json`` are also kept in git under
