@@ -4,9 +4,10 @@ Cases:
 
 - ``fpb``: financial-phrasebank (``bench/recipes/foundation-fpb.yaml``: full fine-tuning with
   layer-wise LR decay 0.9, lr 1e-4, 3 epochs, batch 16), macro-F1: plain vs ``fgm`` vs ``pgd``
-  at the defaults, and at a quarter of the default sizes (``fgm-0.25``, ``pgd-0.25``).
+  at the BERT snippets' sizes, and at a quarter of them (``fgm-0.25``, ``pgd-0.25``: the
+  objectives' defaults).
 - ``ncbi``: ncbi-disease NER (``bench/recipes/methods-ncbi.yaml`` with full fine-tuning,
-  lr 2e-4, 3 epochs, batch 16), entity F1: plain vs ``fgm`` vs ``pgd``.
+  lr 2e-4, 3 epochs, batch 16), entity F1: the same five arms.
 - ``zh``: chnsenticorp-htl-zh (labelled source) -> waimai-10k-zh (target): source-only vs DANN,
   target test accuracy (waimai's test labels are used for nothing else) and source test
   accuracy. Both arms start from the same vocabulary-expanded MiniLM: per seed, one TAPT run
@@ -71,13 +72,11 @@ CASES: dict[str, dict[str, Any]] = {
         "recipe": "bench/recipes/foundation-fpb.yaml",
         "metric": "f1_macro",
         "over": [],
-        "arms": ["plain", "fgm", "pgd", "fgm-0.25", "pgd-0.25"],
     },
     "ncbi": {
         "recipe": "bench/recipes/methods-ncbi.yaml",
         "metric": "entity_f1",
         "over": ['method={"name": "full"}', "train.lr=2e-4"],
-        "arms": ["plain", "fgm", "pgd", "fgm-0.25", "pgd-0.25"],
     },
 }
 ZH_SOURCE, ZH_TARGET = "chnsenticorp-htl-zh", "waimai-10k-zh"
@@ -168,7 +167,7 @@ def adversarial_jobs(bench: Bench, case: str, seeds: list[int]) -> list[tuple[Pa
                 f"train.seed={seed}",
             ],
         )
-        for arm in spec["arms"]
+        for arm in ARMS
         for seed in seeds
     ]
 
@@ -277,7 +276,7 @@ def adversarial_records(
     """Test metric and training time of each arm; the reference is plain training."""
     metric = CASES[case]["metric"]
     found: dict[str, list[dict[str, Any]]] = {}
-    for arm in CASES[case]["arms"]:
+    for arm in ARMS:
         runs = [bench.work / case / arm / f"s{s}" / "results.json" for s in seeds]
         found[arm] = [json.loads(p.read_text()) for p in runs if p.is_file()]
     if len(found["plain"]) != len(seeds):
@@ -290,7 +289,7 @@ def adversarial_records(
         ("train_seconds", ("train", "seconds"), "s", False),
     ]
     out = []
-    for arm in CASES[case]["arms"]:
+    for arm in ARMS:
         if len(found[arm]) != len(seeds):
             continue
         cmd = (
