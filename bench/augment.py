@@ -56,12 +56,21 @@ DATASETS: dict[str, dict[str, Any]] = {
     "fpb": {"recipe": "bench/recipes/foundation-fpb.yaml", "metric": "f1_macro", "ner": False},
     "ncbi": {"recipe": "bench/recipes/foundation-ncbi.yaml", "metric": "entity_f1", "ner": True},
 }
+# mention_dictionary's names: WordNet 3.0's disease dictionary, written before the runs by
+# scripts/wordnet_gazetteer.py (an outside resource: no ncbi annotation went into it).
+GAZETTEER = "bench/work/augment/wordnet-diseases.tsv"
 AUGMENTATIONS: dict[str, dict[str, Any]] = {
     "eda": {"name": "eda", "rate": 0.1, "copies": 4},
     "contextual": {"name": "contextual", "rate": 0.15, "copies": 2},
     "mention_replacement": {"name": "mention_replacement", "rate": 0.5, "copies": 2},
+    "mention_dictionary": {
+        "name": "mention_replacement",
+        "rate": 0.5,
+        "copies": 2,
+        "mention_files": [GAZETTEER],
+    },
 }
-NER_ONLY = {"mention_replacement"}
+NER_ONLY = {"mention_replacement", "mention_dictionary"}
 
 
 def control(aug: str) -> str:
@@ -294,6 +303,9 @@ def main() -> None:
             ROOT / "bench" / "work" / "augment", ROOT / "bench/results/data.json", ledger, None
         )
     bench.budget = args.budget
+    if "mention_dictionary" in augs and "ncbi" in args.datasets:
+        gazetteer = [sys.executable, "scripts/wordnet_gazetteer.py", GAZETTEER]
+        subprocess.run(gazetteer, cwd=ROOT, check=True)
     threads = args.threads or (1 if args.jobs > 1 else (os.cpu_count() or 1))
     arms = {}
     for d in args.datasets:

@@ -90,6 +90,13 @@ class MentionReplacementConfig(Section):
         description="Share of a sentence's mentions replaced in each copy (at least one).",
     )
     copies: int = _copies(1)
+    mention_files: list[str] = Field(
+        default_factory=list,
+        description="Knowledge-graph files (TSV/CSV/JSONL head, relation, tail[, aliases]) whose "
+        "'<name> is_a <type>' facts add names (and their aliases) to the mentions of that "
+        "entity type (matched case-insensitively), e.g. a disease list from your ontology; "
+        "builtin: names work. Empty: only the training split's mentions.",
+    )
     seed: int = _seed()
 
 

@@ -29,6 +29,7 @@ from domaintune.data.augment_text import (
 )
 from domaintune.data.pipeline import RawSplits, load_splits
 from domaintune.data.synonyms import Synonyms, lexicon_available, load_synonyms, read_synonym_file
+from domaintune.errors import DataError
 from tests.conftest import write_classification, write_conll
 
 EN_WORDS = ["the", "patient", "good", "severe", "result", "rose", "profit", "strong", "mild", "a"]
@@ -112,6 +113,98 @@ def test_mention_replacement_swaps_same_type_mentions_only() -> None:
         context = [t for t, g in zip(example["tokens"], example["tags"], strict=True) if g == "O"]
         src = examples[source]
         assert context == [t for t, g in zip(src["tokens"], src["tags"], strict=True) if g == "O"]
+
+
+def _reference_draws(
+    examples: list[dict[str, Any]], cfg: MentionReplacementConfig, seed: int
+) -> list[dict[str, Any]]:
+    """Mention replacement written plainly (rng.choice over the other mentions), to pin draws."""
+    pools = augment_mentions.mention_pools(examples)
+    out = []
+    for i, example in enumerate(examples):
+        spans = entity_spans(example["tags"])
+        for c in range(cfg.copies if spans else 0):
+            rng = _context(examples, seed=seed).rng(i, c)
+            chosen = set(rng.sample(range(len(spans)), max(1, round(cfg.rate * len(spans)))))
+            tokens, tags, previous, changed = [], [], 0, False
+            for n, (start, end, kind) in enumerate(spans):
+                tokens += example["tokens"][previous:start]
+                tags += example["tags"][previous:start]
+                mention = tuple(example["tokens"][start:end])
+                others = [m for m in pools[kind] if m != mention]
+                if n in chosen and others:
+                    mention, changed = rng.choice(others), True
+                tokens += mention
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(mention) - 1)
+                previous = end
+            if changed:
+                out.append(
+                    {
+                        "tokens": tokens + example["tokens"][previous:],
+                        "tags": tags + example["tags"][previous:],
+                    }
+                )
+    return out
+
+
+def test_mention_replacement_draws_as_a_plain_choice_over_the_other_mentions() -> None:
+    rng = random.Random(8)
+    examples = [random_ner(rng) for _ in range(200)]
+    cfg = MentionReplacementConfig(name="mention_replacement", rate=0.5, copies=2)
+    out, _ = augment_mentions.augment(examples, cfg, _context(examples, seed=4))
+    assert [e for _, e in out] == _reference_draws(examples, cfg, seed=4)
+
+
+def _dictionary(tmp_path: Path, rows: list[str]) -> str:
+    path = tmp_path / "names.tsv"
+    path.write_text("head\trelation\ttail\taliases\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("chinese", [False, True], ids=["en", "zh-chars"])
+def test_mention_replacement_draws_names_from_mention_files(tmp_path: Path, chinese: bool) -> None:
+    rng = random.Random(6)
+    examples = [random_ner(rng, chinese) for _ in range(300)]
+    rows = [
+        "Duchenne's muscular dystrophy\tis_a\ta\tDMD",  # type matched case-insensitively
+        "hereditary   ataxia\tIS A\tA",
+        "乳腺癌\tis_a\tB",
+        "aspirin\ttreats\tA",  # not a type fact: skipped
+        "BRCA1\tis_a\tGene",  # not a type of the data: skipped
+    ]
+    cfg = MentionReplacementConfig(
+        name="mention_replacement", rate=1.0, copies=4, mention_files=[_dictionary(tmp_path, rows)]
+    )
+    out, info = augment_mentions.augment(examples, cfg, _context(examples, chinese=chinese))
+    duchenne = ("Duchenne", "'", "s", "muscular", "dystrophy")
+    cancer = tuple("乳腺癌") if chinese else ("乳腺癌",)
+    assert info["mentions_from_files"] == {"A": 3, "B": 1} and info["facts_skipped"] == 2
+    new = Counter(m for _, e in out for m in _mentions(e))
+    for mention in [
+        ("A", duchenne),
+        ("A", ("DMD",)),
+        ("A", ("hereditary", "ataxia")),
+        ("B", cancer),
+    ]:
+        assert new[mention] > 0, mention
+    for source, example in out:
+        assert alignment_problem(example) is None
+        old, now = _mentions(examples[source]), _mentions(example)
+        assert [k for k, _ in now] == [k for k, _ in old]
+    again, _ = augment_mentions.augment(examples, cfg, _context(examples, chinese=chinese))
+    assert again == out
+
+
+def test_mention_files_without_a_type_of_the_data_is_one_clear_error(tmp_path: Path) -> None:
+    examples = [random_ner(random.Random(2)) for _ in range(30)]
+    examples.append({"tokens": ["x", "y"], "tags": ["B-A", "O"]})
+    path = _dictionary(tmp_path, ["BRCA1\tis_a\tGene"])
+    cfg = MentionReplacementConfig(name="mention_replacement", mention_files=[path])
+    with pytest.raises(DataError, match=r"names.tsv: data.augment.0.mention_files: .*is_a.*→"):
+        augment_mentions.augment(examples, cfg, _context(examples))
+    missing = MentionReplacementConfig(name="mention_replacement", mention_files=["nope.tsv"])
+    with pytest.raises(DataError, match=r"nope\.tsv: data\.augment\.0\.mention_files: no such file"):
+        augment_mentions.augment(examples, missing, _context(examples))
 
 
 def test_eda_is_deterministic_by_seed(tmp_path: Path) -> None:
