@@ -81,6 +81,11 @@ NER_ONLY = {"mention_replacement", "mention_dictionary"}
 # its 2 copies make about 2.1 times the data, not 3: at batch 16, 210 of 100 sentences take 14
 # steps an epoch, as many as 2 x 100 (and 1,042 of 500 take 66 against 64).
 CONTROL_REPEATS = {"mention_replacement": 2, "mention_dictionary": 2}
+# A second control for mention replacement: the subset with its sentences that have an entity
+# repeated unchanged, once per copy. The same sentences and steps as the augmented run, so it
+# separates the new mentions from showing entity sentences more often.
+OVERSAMPLE = "oversample"
+MENTION_ARMS = {"mention_replacement", "mention_dictionary"}
 
 
 def control(aug: str) -> str:
@@ -142,11 +147,36 @@ class Bench:
             f"train.seed={seed}",
             *self.extra,
         ]
-        if aug != "none" and not is_control(aug):
+        if aug == OVERSAMPLE:  # its own train file is the subset; its repeats must stay
+            train = os.path.relpath(self.oversampled(dataset, size, seed), ROOT)
+            out[0:1] = [f"data.train={train}", "data.clean.dedupe=false"]
+        if aug in AUGMENTATIONS:
             out.insert(1, f"data.augment=[{json.dumps({**AUGMENTATIONS[aug], 'seed': seed})}]")
         if self.arm_epochs(dataset, aug) != self.epochs(dataset):
             out.append(f"train.epochs={self.arm_epochs(dataset, aug)}")
         return out
+
+    def oversampled(self, dataset: str, size: int, seed: int) -> Path:
+        """The oversample arm's train file: the seed's subset, then its sentences with an entity
+        once more per mention-replacement copy (written on first use)."""
+        path = self.work / dataset / "subsets" / f"{size}-s{seed}-oversample.conll"
+        if not path.is_file():
+            from domaintune import api
+            from domaintune.config.load import load_recipe
+
+            subset = f'data.train_subset={{"size": {size}, "seed": {seed}}}'
+            recipe = load_recipe(ROOT / self.recipe(dataset), [subset])
+            train = api.prepare_data(recipe)[1].splits["train"]
+            copies = int(AUGMENTATIONS["mention_replacement"]["copies"])
+            tagged = [e for e in train if any(t != "O" for t in e["tags"])]
+            sentences = [*train, *tagged * copies]
+            text = "\n\n".join(
+                "\n".join(f"{w}\t{t}" for w, t in zip(e["tokens"], e["tags"], strict=True))
+                for e in sentences
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n", encoding="utf-8")
+        return path
 
     def epochs(self, dataset: str) -> int:
         """The recipe's ``train.epochs``."""
@@ -296,6 +326,7 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="subsets of 16, 3 steps, temp folder")
     args = parser.parse_args()
+    os.chdir(ROOT)  # the recipes' data paths are relative to the project root
     augs = list(args.augmentations)
     if args.mt_forward and args.mt_backward:
         AUGMENTATIONS["back_translation"] = {
@@ -326,6 +357,8 @@ def main() -> None:
     for d in args.datasets:
         mine = [a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]
         arms[d] = ["none", *sorted({control(a) for a in mine}), *mine]
+        if MENTION_ARMS & set(mine):
+            arms[d].insert(1, OVERSAMPLE)
     jobs = [
         (d, n, a, s) for d in args.datasets for n in args.sizes for a in arms[d] for s in args.seeds
     ]
@@ -351,16 +384,22 @@ def main() -> None:
                 f"({bench.recipe(d)} with data.train_subset={{size: {n}, seed: S}} train.seed=S"
             )
             plain = f"the same with train.epochs={bench.arm_epochs(d, 'none')} and no data.augment"
+            copies = AUGMENTATIONS["mention_replacement"]["copies"]
             for aug in arms[d][1:]:
                 what = (
                     "no data.augment"
-                    if is_control(aug)
+                    if is_control(aug) or aug == OVERSAMPLE
                     else f"data.augment=[{json.dumps(AUGMENTATIONS[aug])} + seed S]"
                 ) + f" train.epochs={bench.arm_epochs(d, aug)}"
                 pairs = [("none", "", plain)]
-                if not is_control(aug):
+                if aug == OVERSAMPLE:
+                    what = f"the subset's sentences with an entity repeated {copies}x more"
+                elif not is_control(aug):
                     steps = f"train.epochs={bench.arm_epochs(d, control(aug))} and no data.augment"
                     pairs.append((control(aug), "-vs-repeat", f"the same with {steps}"))
+                if aug in MENTION_ARMS and OVERSAMPLE in arms[d]:
+                    text = f"no data.augment, the sentences with an entity repeated {copies}x more"
+                    pairs.append((OVERSAMPLE, "-vs-oversample", text))
                 for ref_arm, suffix, ref_text in pairs:
                     seeds = [s for s in args.seeds if s in arm[aug] and s in arm[ref_arm]]
                     if not seeds:
@@ -372,10 +411,10 @@ def main() -> None:
                     out += records(case, metric, ours, ref, seeds, cmd)
     bench.results.parent.mkdir(parents=True, exist_ok=True)
     # data.json also holds bench/knowledge.py's records: replace only the cases written here
-    mine = {r["case"] for r in out}
+    written = {r["case"] for r in out}
     old = json.loads(bench.results.read_text()) if bench.results.is_file() else []
     bench.results.write_text(
-        json.dumps([r for r in old if r["case"] not in mine] + out, indent=1) + "\n"
+        json.dumps([r for r in old if r["case"] not in written] + out, indent=1) + "\n"
     )
     for r in out:
         value, reference = str(r["ours"]), str(r["reference"])
