@@ -203,7 +203,8 @@ def test_mention_files_without_a_type_of_the_data_is_one_clear_error(tmp_path: P
     with pytest.raises(DataError, match=r"names.tsv: data.augment.0.mention_files: .*is_a.*→"):
         augment_mentions.augment(examples, cfg, _context(examples))
     missing = MentionReplacementConfig(name="mention_replacement", mention_files=["nope.tsv"])
-    with pytest.raises(DataError, match=r"nope\.tsv: data\.augment\.0\.mention_files: no such file"):
+    no_file = r"nope\.tsv: data\.augment\.0\.mention_files: no such file"
+    with pytest.raises(DataError, match=no_file):
         augment_mentions.augment(examples, missing, _context(examples))
 
 
