@@ -23,7 +23,9 @@ for eda, 3 for contextual, and 2 for mention replacement (which copies only the 
 an entity, so its 2 copies make about 2 times the data; ``CONTROL_REPEATS``). At 100 examples
 and batch 16 the plain recipe takes only 21 steps, so an augmentation can win by giving more
 steps alone; each augmentation is also reported against its ``repeatK`` (case
-``...-vs-repeat``) to separate the two.
+``...-vs-repeat``) to separate the two. Mention replacement has a second control,
+``oversample``: the subset with its sentences that have an entity repeated unchanged, once per
+copy (the same sentences and steps, no new mentions; case ``...-vs-oversample``).
 
 Reported per case (``ours`` = with augmentation, ``reference`` = without, ``ratio`` =
 ours/reference): the test metric (mean over seeds, with std and per-seed values), the seconds
@@ -74,18 +76,17 @@ AUGMENTATIONS: dict[str, dict[str, Any]] = {
         "mention_files": [GAZETTEER],
     },
 }
-NER_ONLY = {"mention_replacement", "mention_dictionary"}
+NER_ONLY = {"mention_replacement", "mention_dictionary"}  # the mention-replacement arms
 
 
 # Mention replacement copies only sentences with an entity (about half of ncbi-disease's), so
 # its 2 copies make about 2.1 times the data, not 3: at batch 16, 210 of 100 sentences take 14
 # steps an epoch, as many as 2 x 100 (and 1,042 of 500 take 66 against 64).
-CONTROL_REPEATS = {"mention_replacement": 2, "mention_dictionary": 2}
+CONTROL_REPEATS = dict.fromkeys(NER_ONLY, 2)
 # A second control for mention replacement: the subset with its sentences that have an entity
 # repeated unchanged, once per copy. The same sentences and steps as the augmented run, so it
 # separates the new mentions from showing entity sentences more often.
 OVERSAMPLE = "oversample"
-MENTION_ARMS = {"mention_replacement", "mention_dictionary"}
 
 
 def control(aug: str) -> str:
@@ -357,7 +358,7 @@ def main() -> None:
     for d in args.datasets:
         mine = [a for a in augs if DATASETS[d]["ner"] or a not in NER_ONLY]
         arms[d] = ["none", *sorted({control(a) for a in mine}), *mine]
-        if MENTION_ARMS & set(mine):
+        if NER_ONLY & set(mine):
             arms[d].insert(1, OVERSAMPLE)
     jobs = [
         (d, n, a, s) for d in args.datasets for n in args.sizes for a in arms[d] for s in args.seeds
@@ -397,7 +398,7 @@ def main() -> None:
                 elif not is_control(aug):
                     steps = f"train.epochs={bench.arm_epochs(d, control(aug))} and no data.augment"
                     pairs.append((control(aug), "-vs-repeat", f"the same with {steps}"))
-                if aug in MENTION_ARMS and OVERSAMPLE in arms[d]:
+                if aug in NER_ONLY and OVERSAMPLE in arms[d]:
                     text = f"no data.augment, the sentences with an entity repeated {copies}x more"
                     pairs.append((OVERSAMPLE, "-vs-oversample", text))
                 for ref_arm, suffix, ref_text in pairs:
