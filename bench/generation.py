@@ -26,7 +26,11 @@ sampling), test accuracy and macro-F1 on the whole test split:
 * ``minilm-zero``: MiniLM zero-shot through the template (no training; once per dataset);
 * ``smollm2-zero`` / ``smollm2-icl``: SmolLM2 zero-shot, and in-context with 2 demonstrations per
   label drawn from the sampling's k examples (k = 8 only: more demonstrations per label do not
-  fit a 135M model's useful context, and each test sentence is scored with the whole prompt).
+  fit a 135M model's useful context, and each test sentence is scored with the whole prompt);
+* ``smollm2-zero-bc`` / ``smollm2-icl-bc``: the same with batch calibration
+  (``calibration_inputs: train``: the bias is the mean label probability of up to 32 training
+  texts, their labels unused; in-context, the sampling's k examples other than the
+  demonstrations; zero-shot, 32 texts of the whole training split).
 
 Both MiniLM variants share the training settings of the shipped recipe
 ``prompting-few-shot.yaml`` (20 epochs, lr 1e-4, batch 8, evaluation every 30 steps on the dev
@@ -224,6 +228,11 @@ FEW_SHOT_DATA = {
     "fpb": ("financial-phrasebank", "{text} It was [MASK]."),
     "nicta": ("nicta-piboso", "{text} This sentence is about the [MASK]."),
 }
+# Variants run once per data set (no training data used) and the in-context ones (k = 8). The
+# "-bc" variants calibrate by the mean probabilities of training texts (calibration_inputs:
+# train, batch calibration) instead of content-free inputs.
+ZERO_SHOT = ("minilm-zero", "smollm2-zero", "smollm2-zero-bc")
+IN_CONTEXT = ("smollm2-icl", "smollm2-icl-bc")
 FEW_SHOT_TRAIN = [
     "train.epochs=20",
     "train.lr=1e-4",
@@ -277,15 +286,16 @@ def few_shot_args(dataset: str, variant: str, k: int, sampling: int) -> list[str
             "eval.metric=f1_macro",
         ]
     # SmolLM2: the shipped in-context recipe's instruction, with this dataset's labels
-    mode = "zero_shot" if variant == "smollm2-zero" else "in_context"
+    mode = "zero_shot" if variant.startswith("smollm2-zero") else "in_context"
     instruction = (
         "Classify the sentiment of the financial news sentence for investors as one of: {labels}."
         if dataset == "fpb"
         else "Classify the role of this sentence from a medical abstract as one of: {labels}."
     )
+    batch = ", calibration_inputs: train" if variant.endswith("-bc") else ""
     method = (
         f"method={{name: prompting, mode: {mode}, demonstrations: 2, "
-        f'instruction: "{instruction}", template: "Sentence: {{text}}"}}'
+        f'instruction: "{instruction}", template: "Sentence: {{text}}"{batch}}}'
     )
     few = [f"data.few_shot={{k: {k}, seed: {sampling}}}"] if mode == "in_context" else []
     return [
@@ -302,12 +312,12 @@ def few_shot_runs(k_values: list[int], samplings: list[int]) -> list[tuple[str, 
     """Every (dataset, variant, k, sampling) of the few-shot case, in run order."""
     runs = []
     for dataset in FEW_SHOT_DATA:
-        runs += [(dataset, "minilm-zero", 0, 0), (dataset, "smollm2-zero", 0, 0)]
+        runs += [(dataset, v, 0, 0) for v in ZERO_SHOT]
         for k in k_values:
             for s in samplings:
                 runs += [(dataset, "head", k, s), (dataset, "prompt", k, s)]
                 if k == 8:
-                    runs.append((dataset, "smollm2-icl", k, s))
+                    runs += [(dataset, v, k, s) for v in IN_CONTEXT]
     return runs
 
 
@@ -370,7 +380,7 @@ def few_shot_records(
             def values(variant: str, metric: str, kk: int = k, ds: str = dataset) -> list[float]:
                 names = (
                     [f"fewshot/{ds}/{variant}/k0-s0"]
-                    if variant in ("minilm-zero", "smollm2-zero")
+                    if variant in ZERO_SHOT
                     else [f"fewshot/{ds}/{variant}/k{kk}-s{s}" for s in samplings]
                 )
                 return [entries[n]["test"][metric] for n in names if n in entries]
@@ -379,9 +389,9 @@ def few_shot_records(
                 ref = values("head", metric)
                 if not ref:
                     continue
-                for variant in ("prompt", "minilm-zero", "smollm2-zero", "smollm2-icl"):
+                for variant in ("prompt", *ZERO_SHOT, *IN_CONTEXT):
                     ours = values(variant, metric)
-                    if not ours or (variant == "smollm2-icl" and k != 8):
+                    if not ours or (variant in IN_CONTEXT and k != 8):
                         continue
                     out.append(
                         {
@@ -432,7 +442,7 @@ def main() -> None:
         samplings = [1] if args.smoke else args.samplings
         jobs = few_shot_runs([8] if args.smoke else [8, 32], samplings)
         if args.smoke:
-            jobs = [j for j in jobs if j[0] == "fpb" and j[1] != "smollm2-icl"]
+            jobs = [j for j in jobs if j[0] == "fpb" and j[1] not in IN_CONTEXT]
         threads = 1 if args.jobs > 1 else args.threads
         work_fs = WORK / ("smoke" if args.smoke else "runs")
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:

@@ -260,6 +260,20 @@ class PromptingConfig(Section):
         "probabilities by those of content-free inputs ('N/A' and an empty text) in the same "
         "prompt. null: on for zero_shot and in_context, off for finetune.",
     )
+    calibration_inputs: Literal["content_free", "train"] = Field(
+        "content_free",
+        description="What calibrate divides by: content_free, the mean log-probabilities of "
+        "'N/A' and an empty text; train, the mean probabilities of up to calibration_size "
+        "training texts, their labels unused (batch calibration, Zhou et al., 2024), for "
+        "models that content-free inputs mislead.",
+    )
+    calibration_size: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="calibration_inputs train: how many training texts (a seeded sample, "
+        "in-context demonstrations excluded) estimate the label bias.",
+    )
     similarity_scale: float = Field(
         20.0,
         gt=0,

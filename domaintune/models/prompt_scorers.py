@@ -19,6 +19,7 @@ words are combined by log-sum-exp (the probability of any).
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -56,34 +57,63 @@ def _combine(scores: torch.Tensor, owner: torch.Tensor, labels: int) -> torch.Te
     return out
 
 
-def _calibrated(scores: torch.Tensor, rows: int) -> torch.Tensor:
-    """Contextual calibration (Zhao et al., 2021): the last ``rows`` rows are content-free.
-
-    Returns the first B - rows rows as log p(y | x) - mean log p(y | content-free).
-    """
-    logp = torch.log_softmax(scores.float(), dim=-1)  # (B + R, C)
-    return logp[:-rows] - logp[-rows:].mean(0, keepdim=True)
-
-
 class _Scorer(nn.Module):
-    """Shared parts: the wrapped model and content-free rows for calibration."""
+    """Shared parts: the wrapped model and the calibration prompts with their label bias.
+
+    Calibration subtracts a label bias from the log-probabilities of every prompt's labels:
+    the mean log-probability over content-free prompts (contextual calibration, Zhao et al.,
+    2021) or the log of the mean probability over real texts (batch calibration, Zhou et al.,
+    2024). The calibration prompts run with a batch; in evaluation mode (weights fixed) the bias
+    of the first batch is kept and the prompts do not run again until the next ``train()`` or
+    ``eval()`` call.
+    """
 
     calibration: torch.Tensor | None
     owner: torch.Tensor  # (W,) the label index of each verbaliser word
 
-    def __init__(self, model: nn.Module, calibration: torch.Tensor | None) -> None:
+    def __init__(
+        self, model: nn.Module, calibration: torch.Tensor | None, mean_probability: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
-        # (R, T) content-free prompts, appended to every batch when calibrating.
+        # (R, T) calibration prompts, appended to a batch when the bias is not known.
         self.register_buffer("calibration", calibration, persistent=False)
+        self.mean_probability = mean_probability
+        self._bias: torch.Tensor | None = None  # (1, C), kept in evaluation mode
+
+    def train(self, mode: bool = True) -> _Scorer:
+        """Switch modes; the weights may change in between, so the kept bias goes."""
+        self._bias = None
+        return super().train(mode)
+
+    def _calibrated(self, scores: torch.Tensor, rows: int) -> torch.Tensor:
+        """(B + rows, C) scores → the first B rows' calibrated log-probabilities.
+
+        ``rows`` > 0: the last rows are the calibration prompts, whose bias is computed (and kept
+        in evaluation mode); 0: the kept bias is used, or the scores pass unchanged.
+        """
+        if rows == 0 and self._bias is None:
+            return scores
+        logp = torch.log_softmax(scores.float(), dim=-1)  # (B + R, C)
+        if rows:
+            extra = logp[-rows:]
+            if self.mean_probability:  # log of the mean probability
+                bias = torch.logsumexp(extra, 0, keepdim=True) - math.log(rows)
+            else:
+                bias = extra.mean(0, keepdim=True)
+            if not self.training:
+                self._bias = bias.detach()
+            return logp[:-rows] - bias
+        assert self._bias is not None
+        return logp - self._bias
 
     def _with_calibration(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Append the content-free rows (right-padded to a common width)."""
+        """Append the calibration rows (right-padded to a common width) unless the bias is kept."""
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         extra = self.calibration
-        if extra is None:
+        if extra is None or (self._bias is not None and not self.training):
             return input_ids, mask, 0
         width = max(input_ids.shape[1], extra.shape[1])
         rows = [F.pad(input_ids, (0, width - input_ids.shape[1]))]
@@ -106,6 +136,7 @@ class ClozeScorer(_Scorer):
         mask_id: int,
         use_head: bool,
         calibration: torch.Tensor | None = None,
+        mean_probability: bool = False,
     ) -> None:
         """Wrap a ``...ForMaskedLM`` model.
 
@@ -114,10 +145,12 @@ class ClozeScorer(_Scorer):
             words: Per label, the token ids of its verbaliser words.
             mask_id: The tokenizer's mask token id.
             use_head: Score through the MLM head (True) or against the input embeddings.
-            calibration: Content-free prompts (R, T; -1 = padding) for contextual calibration.
+            calibration: Calibration prompts (R, T; -1 = padding), content-free or real texts.
+            mean_probability: Bias = log of the mean probability over the calibration
+                prompts (batch calibration), not their mean log-probability.
 
         """
-        super().__init__(model, calibration)
+        super().__init__(model, calibration, mean_probability)
         parts = body_and_head(model, "mlm")
         if parts is None:
             raise ModelError(
@@ -149,7 +182,7 @@ class ClozeScorer(_Scorer):
             table = self.model.get_input_embeddings().weight  # type: ignore[operator]  # (V, H)
             scores = rows @ table[self.words].T  # (B, W)
         logits = _combine(scores, self.owner, self.labels)  # (B, C)
-        return ModelOutput(logits=_calibrated(logits, extra) if extra else logits)
+        return ModelOutput(logits=self._calibrated(logits, extra))
 
 
 class SimilarityScorer(_Scorer):
@@ -164,6 +197,7 @@ class SimilarityScorer(_Scorer):
         owner: list[int],
         scale: float,
         calibration: torch.Tensor | None = None,
+        mean_probability: bool = False,
     ) -> None:
         """Wrap an encoder (any ``...ForMaskedLM``; only its body is used).
 
@@ -172,10 +206,12 @@ class SimilarityScorer(_Scorer):
             label_texts: Token ids (with special tokens) of every verbaliser text.
             owner: The label index of each text.
             scale: Multiplier of the cosine similarities.
-            calibration: Content-free prompts (R, T; -1 = padding) for contextual calibration.
+            calibration: Calibration prompts (R, T; -1 = padding), content-free or real texts.
+            mean_probability: Bias = log of the mean probability over the calibration
+                prompts (batch calibration), not their mean log-probability.
 
         """
-        super().__init__(model, calibration)
+        super().__init__(model, calibration, mean_probability)
         parts = body_and_head(model, "mlm")
         base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
         self._body = parts[0] if parts is not None else base.base_model
@@ -201,7 +237,7 @@ class SimilarityScorer(_Scorer):
         texts = self._pool(self.texts.clamp(min=0), (self.texts >= 0).long())  # (W, H)
         scores = self.scale * prompts @ texts.T  # (B, W)
         logits = _combine(scores, self.owner, self.labels)  # (B, C)
-        return ModelOutput(logits=_calibrated(logits, extra) if extra else logits)
+        return ModelOutput(logits=self._calibrated(logits, extra))
 
 
 class LabelLikelihoodScorer(_Scorer):
@@ -226,6 +262,7 @@ class LabelLikelihoodScorer(_Scorer):
         normalize: bool,
         calibration: torch.Tensor | None = None,
         prefix: list[int] | None = None,
+        mean_probability: bool = False,
     ) -> None:
         """Wrap a ``...ForCausalLM`` model.
 
@@ -234,12 +271,14 @@ class LabelLikelihoodScorer(_Scorer):
             words: Token ids of every verbaliser continuation.
             owner: The label index of each continuation.
             normalize: Mean log-probability per token (True) or the sum.
-            calibration: Content-free prompts (R, T; -1 = padding) for contextual calibration.
+            calibration: Calibration prompts (R, T; -1 = padding), content-free or real texts.
+            mean_probability: Bias = log of the mean probability over the calibration
+                prompts (batch calibration), not their mean log-probability.
             prefix: Token ids every prompt starts with (computed once per batch when no
                 gradient is needed; rows that do not start with them are run whole).
 
         """
-        super().__init__(model, calibration)
+        super().__init__(model, calibration, mean_probability)
         parts = body_and_head(model, "clm")
         if parts is None:
             raise ModelError(
@@ -297,7 +336,7 @@ class LabelLikelihoodScorer(_Scorer):
         if self.normalize:
             scores = scores / valid.sum(-1).to(scores.dtype)
         logits = _combine(scores, self.owner, self.labels)  # (B, C)
-        return ModelOutput(logits=_calibrated(logits, extra) if extra else logits)
+        return ModelOutput(logits=self._calibrated(logits, extra))
 
     def _continuations(
         self,

@@ -51,6 +51,8 @@ class PromptTask:
             "" if prompt.scoring == "auto" else prompt.scoring
         )
         self.demonstrations: list[dict[str, str]] = list(saved.get("demonstrations", []))
+        self.calibration_texts: list[str] = list(saved.get("calibration_texts", []))
+        self._max_length = 10**6  # data.max_length, once encode() has seen it
         self.plan: prompt_plan.PromptPlan | None = None
         self.calibration: list[np.ndarray] = []
         self.mask_id: int | None = None
@@ -63,10 +65,15 @@ class PromptTask:
 
     @property
     def calibrate(self) -> bool:
-        """Contextual calibration: on without training (zero_shot, in_context) unless set."""
+        """Calibration: on without training (zero_shot, in_context) unless set."""
         if self.prompt.calibrate is not None:
             return self.prompt.calibrate
         return self.prompt.mode != "finetune"
+
+    @property
+    def batch_calibration(self) -> bool:
+        """Calibrating by the mean probabilities of training texts (not content-free ones)."""
+        return self.calibrate and self.prompt.calibration_inputs == "train"
 
     # ---------------------------------------------------------------------------- labels
     def fit_labels(self, raw: RawSplits) -> None:
@@ -80,6 +87,16 @@ class PromptTask:
         prompt_plan.verbalizer(self.labels, self.prompt.verbalizer)  # checks it early
         if self.prompt.mode == "in_context" and not self.demonstrations:
             self.demonstrations = self._draw(raw.splits["train"], raw.origins["train"])
+        if self.batch_calibration and not self.calibration_texts:
+            shown = {d["text"] for d in self.demonstrations}
+            pool = [str(e["text"]) for e in raw.splits["train"] if e["text"] not in shown]
+            rng = random.Random(f"{self.prompt.demonstration_seed}/calibration")
+            self.calibration_texts = rng.sample(pool, min(self.prompt.calibration_size, len(pool)))
+            if not self.calibration_texts:
+                raise DataError(
+                    f"{raw.origins['train']}: method.calibration_inputs: train: no training "
+                    "text besides the demonstrations → use calibration_inputs: content_free"
+                )
 
     def _draw(self, examples: list[Example], origin: str) -> list[dict[str, str]]:
         """``demonstrations`` examples per label, seeded, in a shuffled order."""
@@ -117,6 +134,8 @@ class PromptTask:
                 else {},
                 "rendered": list(template) if template else None,
                 "calibrate": self.calibrate,
+                # only when used, so the encoding key of other runs stays as it was
+                **({"calibration_texts": self.calibration_texts} if self.batch_calibration else {}),
             },
         }
 
@@ -207,6 +226,7 @@ class PromptTask:
         if self.plan is None or not self.scoring:
             raise RuntimeError("bind() and on_model_loaded() must run before wrap()")
         calibration = self._calibration_rows() if self.calibrate else None
+        mean_probability = self.batch_calibration
         plan = self.plan
         if self.scoring == "label_likelihood":
             return prompt_scorers.LabelLikelihoodScorer(
@@ -216,26 +236,35 @@ class PromptTask:
                 self.prompt.length_normalize,
                 calibration,
                 prefix=plan.lead + plan.before,
+                mean_probability=mean_probability,
             )
         if self.scoring == "similarity":
             return prompt_scorers.SimilarityScorer(
-                model, plan.extra["texts"], plan.owner, self.prompt.similarity_scale, calibration
+                model,
+                plan.extra["texts"],
+                plan.owner,
+                self.prompt.similarity_scale,
+                calibration,
+                mean_probability,
             )
         assert self.mask_id is not None
         groups: list[list[int]] = [[] for _ in self.labels]
         for word, label in zip(plan.words, plan.owner, strict=True):
             groups[label].append(word[0])
         return prompt_scorers.ClozeScorer(
-            model, groups, self.mask_id, self.scoring == "cloze", calibration
+            model, groups, self.mask_id, self.scoring == "cloze", calibration, mean_probability
         )
 
     def _calibration_rows(self) -> torch.Tensor:
-        """Content-free prompts (R, T) with -1 padding."""
+        """Calibration prompts (R, T) with -1 padding: content-free or training texts."""
         from domaintune.models import prompt_scorers
 
         assert self.plan is not None
+        if self.batch_calibration and not self.calibration_texts:
+            raise RuntimeError("fit_labels() must draw the calibration texts before wrap()")
+        texts = self.calibration_texts if self.batch_calibration else prompt_plan.CONTENT_FREE
         rows = prompt_plan.encode_texts(
-            self.plan, self._tokenizer, list(prompt_plan.CONTENT_FREE), 10**6, "calibration"
+            self.plan, self._tokenizer, list(texts), self._max_length, "calibration"
         )
         return prompt_scorers.padded([[int(i) for i in row] for row in rows])
 
@@ -244,6 +273,7 @@ class PromptTask:
         """Every text inside the template; label ids when the examples have labels."""
         if self.plan is None:
             raise RuntimeError("bind() must run before encode()")
+        self._max_length = max_length  # calibration prompts are cut like the data's
         where = (
             f"{len(self.demonstrations)} demonstrations"
             if self.demonstrations

@@ -11,7 +11,7 @@ import torch
 
 from domaintune.config.methods import PromptingConfig
 from domaintune.config.sections import ClassificationTaskConfig
-from domaintune.errors import ConfigError
+from domaintune.errors import ConfigError, DataError
 from domaintune.models.load import ModelSource, load_tokenizer
 from domaintune.tasks.classification import ClassificationTask
 from domaintune.tasks.prompt_plan import decoder_plan
@@ -269,3 +269,90 @@ def test_shared_prefix_scores_equal_whole_prompts(tiny_llama: Path, chat: bool) 
         whole = module(**batch).logits
     hook.remove()
     torch.testing.assert_close(shared, whole, atol=1e-5, rtol=1e-5)
+
+
+CALIBRATION_TRAIN = [
+    {"text": "profit rose sharply", "label": "positive"},
+    {"text": "the loss widened", "label": "negative"},
+    {"text": "a good quarter", "label": "positive"},
+    {"text": "sales fell", "label": "negative"},
+    {"text": "the result was weak", "label": "negative"},
+]
+
+
+def batch_calibrated_task(folder: Path, **method: Any) -> tuple[Any, Any]:
+    """A bound llama PromptTask with batch calibration, its texts drawn from CALIBRATION_TRAIN."""
+    from domaintune.data.pipeline import RawSplits
+
+    base = ClassificationTask(ClassificationTaskConfig(name="classification"), None)
+    config = PromptingConfig(name="prompting", calibrate=True, calibration_inputs="train", **method)
+    task = PromptTask(base, config, None)
+    task.fit_labels(RawSplits({"train": CALIBRATION_TRAIN}, {"train": "train.jsonl"}))
+    tokenizer = load_tokenizer(ModelSource(str(folder), True))
+    task.bind("llama", tokenizer)
+    return task, tokenizer
+
+
+def test_batch_calibration_divides_by_the_mean_probabilities_of_training_texts(
+    tiny_llama: Path,
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    verbalizer = {"negative": "bad", "positive": "good sign"}
+    task, tok = batch_calibrated_task(tiny_llama, verbalizer=verbalizer, calibration_size=3)
+    texts = task.calibration_texts
+    assert len(texts) == 3 and set(texts) <= {e["text"] for e in CALIBRATION_TRAIN}
+    again, _ = batch_calibrated_task(tiny_llama, verbalizer=verbalizer, calibration_size=3)
+    assert again.calibration_texts == texts  # seeded
+    assert task.state()["prompt"]["calibration_texts"] == texts  # saved with the run
+    plain, _ = prompt_task(tiny_llama, "llama", verbalizer=verbalizer, calibrate=False)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
+    raw = torch.log_softmax(scores(plain, tok, model, [*TEXTS, *texts]), -1)
+    expected = raw[:3] - torch.log(raw[3:].exp().mean(0))  # log p(y|x) - log mean p(y|train)
+    torch.testing.assert_close(scores(task, tok, model, TEXTS), expected, atol=1e-5, rtol=0)
+
+
+def test_calibration_bias_is_kept_in_evaluation_and_recomputed_after_a_mode_switch(
+    tiny_llama: Path,
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    task, tok = batch_calibrated_task(
+        tiny_llama, verbalizer={"negative": "bad", "positive": "good"}
+    )
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama))
+    module = task.wrap(model).eval()
+    module.prefix = module.prefix[:0]  # every row whole: one forward call a batch
+    rows: list[int] = []
+    hook = model.model.register_forward_pre_hook(
+        lambda _m, _a, kw: rows.append(kw["input_ids"].shape[0]), with_kwargs=True
+    )
+    first = task.collate(task.encode([{"text": t} for t in TEXTS], tok, 64).features, 0)
+    second = task.collate(task.encode([{"text": TEXTS[1]}], tok, 64).features, 0)
+    with torch.no_grad():
+        together = module(**first).logits
+        alone = module(**second).logits  # the kept bias: no calibration rows this time
+        module.train()
+        module.eval()
+        fresh = module(**second).logits  # the bias computed again, with the rows
+    hook.remove()
+    calibration = len(task.calibration_texts)
+    assert rows == [3 + calibration, 1, 1 + calibration]
+    torch.testing.assert_close(alone[0], together[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fresh, alone, atol=1e-5, rtol=0)
+
+
+def test_batch_calibration_skips_the_demonstrations_and_needs_other_texts() -> None:
+    from domaintune.data.pipeline import RawSplits
+
+    base = ClassificationTask(ClassificationTaskConfig(name="classification"), None)
+    config = PromptingConfig(
+        name="prompting", mode="in_context", demonstrations=1, calibration_inputs="train"
+    )
+    task = PromptTask(base, config, None)
+    task.fit_labels(RawSplits({"train": CALIBRATION_TRAIN}, {"train": "train.jsonl"}))
+    shown = {d["text"] for d in task.demonstrations}
+    assert len(task.calibration_texts) == 3 and not shown & set(task.calibration_texts)
+    two = PromptTask(base, config, None)
+    with pytest.raises(DataError, match=r"train\.jsonl: method\.calibration_inputs: train"):
+        two.fit_labels(RawSplits({"train": CALIBRATION_TRAIN[:2]}, {"train": "train.jsonl"}))
