@@ -437,10 +437,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="few-shot runs at once (1 thread each)")
     parser.add_argument("--fresh", action="store_true", help="ignore the committed ledger")
     parser.add_argument("--smoke", action="store_true", help="tiny data, a few steps, one seed")
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(FEW_SHOT_DATA), choices=list(FEW_SHOT_DATA)
+    )
     args = parser.parse_args()
     if "fewshot" in args.cases:
         samplings = [1] if args.smoke else args.samplings
         jobs = few_shot_runs([8] if args.smoke else [8, 32], samplings)
+        jobs = [j for j in jobs if j[0] in args.datasets]  # its records: those data sets only
         if args.smoke:
             jobs = [j for j in jobs if j[0] == "fpb" and j[1] not in IN_CONTEXT]
         threads = 1 if args.jobs > 1 else args.threads
