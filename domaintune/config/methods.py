@@ -256,9 +256,10 @@ class PromptingConfig(Section):
     )
     calibrate: bool | None = Field(
         None,
-        description="Contextual calibration (Zhao et al., 2021): divide the label "
-        "probabilities by those of content-free inputs ('N/A' and an empty text) in the same "
-        "prompt. null: on for zero_shot and in_context, off for finetune.",
+        description="Calibration: divide the label probabilities by those of calibration "
+        "inputs in the same prompt (calibration_inputs: content-free ones by default, "
+        "contextual calibration, Zhao et al., 2021). null: on for zero_shot and in_context, "
+        "off for finetune.",
     )
     calibration_inputs: Literal["content_free", "train"] = Field(
         "content_free",

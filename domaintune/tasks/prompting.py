@@ -54,7 +54,6 @@ class PromptTask:
         self.calibration_texts: list[str] = list(saved.get("calibration_texts", []))
         self._max_length = 10**6  # data.max_length, once encode() has seen it
         self.plan: prompt_plan.PromptPlan | None = None
-        self.calibration: list[np.ndarray] = []
         self.mask_id: int | None = None
         self._cloze_error: ConfigError | None = None
 
@@ -77,7 +76,7 @@ class PromptTask:
 
     # ---------------------------------------------------------------------------- labels
     def fit_labels(self, raw: RawSplits) -> None:
-        """The classification task's labels; in_context: draw the demonstrations."""
+        """The classification task's labels; draw the demonstrations and calibration texts."""
         if any("text_pair" in e for e in raw.splits["train"][:1]):
             raise ConfigError(
                 f"{raw.origins['train']}: data.text_pair_column: method prompting puts one text "
